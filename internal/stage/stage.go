@@ -1,0 +1,60 @@
+// Package stage holds the configuration and naming that every sluice stage
+// shares. Public packages wrap it in their own Option types.
+package stage
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/sluicego/sluice/flow"
+)
+
+// Config is the configuration common to stages. The zero value means
+// "derive the name, no drop hook, default prefetch".
+type Config struct {
+	// Name is the stage name given with a Name option; empty means derived.
+	Name string
+	// OnDrop is a func(T, flow.DropReason) for the stage's item type T, or nil.
+	OnDrop any
+	// Prefetch is the number of items requested ahead; 0 means the default.
+	Prefetch int
+}
+
+var (
+	mu     sync.Mutex
+	counts = map[string]int{}
+)
+
+// DeriveName returns kind#N, where N counts the stages of that kind built
+// in this process, starting at 1. It is called once per stage
+// construction, never per item.
+func DeriveName(kind string) string {
+	mu.Lock()
+	defer mu.Unlock()
+	counts[kind]++
+	return kind + "#" + strconv.Itoa(counts[kind])
+}
+
+// NameOr returns c.Name, or a derived name for kind when none was given.
+func (c *Config) NameOr(kind string) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return DeriveName(kind)
+}
+
+// DropHook returns c.OnDrop as a func(T, flow.DropReason), or nil when no
+// hook was given. A hook for another item type is a programmer error and
+// panics with a sluice: message naming the stage.
+func DropHook[T any](c *Config, stageName string) func(T, flow.DropReason) {
+	if c.OnDrop == nil {
+		return nil
+	}
+	h, ok := c.OnDrop.(func(T, flow.DropReason))
+	if !ok {
+		var zero T
+		panic(fmt.Sprintf("sluice: %s: OnDrop hook is %T, want func(%T, flow.DropReason)", stageName, c.OnDrop, zero))
+	}
+	return h
+}

@@ -1,0 +1,10 @@
+// Package operators holds the stages that sit between a source and a
+// sink: transforms, batching, buffers with overflow policies, and (in later
+// releases) async boundaries, fan-in, fan-out and resilience.
+//
+// Every operator is a function from a [flow.Publisher] to a new
+// Publisher. Nothing runs until a sink subscribes; each subscription builds
+// its own chain of stage instances. Each operator documents what it
+// requests upstream for a downstream demand of n, when it emits, what it
+// buffers, and how it ends (see also docs/operators.md).
+package operators

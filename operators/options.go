@@ -1,0 +1,60 @@
+package operators
+
+import (
+	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/stage"
+)
+
+// Option configures one stage at construction. Options are validated once,
+// when the stage is built; an invalid option panics with a sluice: message.
+type Option interface {
+	apply(*stage.Config)
+}
+
+type optionFunc func(*stage.Config)
+
+func (f optionFunc) apply(c *stage.Config) { f(c) }
+
+// Name sets the stage's name, used in errors, metrics and stall reports.
+// Without it a stage is named after its kind and construction order, such
+// as "map#2". An empty name panics.
+func Name(name string) Option {
+	if name == "" {
+		panic("sluice: Name: empty name")
+	}
+	return optionFunc(func(c *stage.Config) { c.Name = name })
+}
+
+// OnDrop sets a dead-letter hook, called with every item the stage does not
+// deliver and the reason (see flow.DropReason). It is called on the
+// goroutine that drops the item, serially per stage, and must not block.
+// T must be the stage's item type: a mismatch panics when the stage is
+// built. A nil hook panics.
+func OnDrop[T any](hook func(item T, reason flow.DropReason)) Option {
+	if hook == nil {
+		panic("sluice: OnDrop: nil hook")
+	}
+	return optionFunc(func(c *stage.Config) { c.OnDrop = hook })
+}
+
+// Prefetch sets how many items a stage that requests ahead (Buffer,
+// LimitRate, async boundaries) asks for before it is drained; it
+// replenishes by 75 % of it. n <= 0 panics.
+func Prefetch(n int) Option {
+	if n <= 0 {
+		panic("sluice: Prefetch: n <= 0")
+	}
+	return optionFunc(func(c *stage.Config) { c.Prefetch = n })
+}
+
+// newConfig applies opts over the defaults and fixes the stage's name.
+func newConfig(kind string, opts []Option) (stage.Config, string) {
+	var c stage.Config
+	for _, o := range opts {
+		if o == nil {
+			panic("sluice: " + kind + ": nil Option")
+		}
+		o.apply(&c)
+	}
+	return c, c.NameOr(kind)
+}

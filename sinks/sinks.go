@@ -132,6 +132,23 @@ func Reduce[T, A any](ctx context.Context, pub flow.Publisher[T], initial A, f f
 	if f == nil {
 		panic("sluice: Reduce: nil function")
 	}
+	if err := ctx.Err(); err != nil {
+		var zero A
+		return zero, err
+	}
+	if l, ok := fusedLoop(pub, c); ok {
+		var stop stopFlag
+		acc := initial
+		ok, err := runFused(ctx, l, &stop, func(v T) bool {
+			acc = f(acc, v)
+			return !stop.Load()
+		})
+		if !ok {
+			var zero A
+			return zero, err
+		}
+		return acc, err
+	}
 	s := &reduceSubscriber[T, A]{acc: initial, f: f}
 	ok, err := run(ctx, pub, &s.base, s, c, DefaultPrefetch)
 	if !ok {

@@ -31,6 +31,16 @@ func Range(start, count int) flow.Publisher[int] {
 
 type rangePublisher struct{ start, end int }
 
+// FusedLoop runs the whole range as a plain loop (see internal/fuse).
+func (p rangePublisher) FusedLoop(yield func(int) bool) error {
+	for i := p.start; i < p.end; i++ {
+		if !yield(i) {
+			break
+		}
+	}
+	return nil
+}
+
 func (p rangePublisher) Subscribe(s flow.Subscriber[int]) {
 	flow.RequireSubscriber(s)
 	if p.start == p.end {
@@ -170,6 +180,16 @@ func Just[T any](items ...T) flow.Publisher[T] {
 }
 
 type slicePublisher[T any] struct{ items []T }
+
+// FusedLoop runs the whole slice as a plain loop (see internal/fuse).
+func (p slicePublisher[T]) FusedLoop(yield func(T) bool) error {
+	for _, v := range p.items {
+		if !yield(v) {
+			break
+		}
+	}
+	return nil
+}
 
 func (p slicePublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)

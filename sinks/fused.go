@@ -1,0 +1,74 @@
+package sinks
+
+import (
+	"context"
+	"sync"
+	"sync/atomic"
+
+	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/fuse"
+)
+
+// fusedLoop returns pub as a fuse.Loop when the sink may run it as a
+// plain loop: pub is a synchronous, stateless sluice publisher (Range,
+// Slice, and transforms over them), and the options do not ask for a
+// particular request pattern.
+func fusedLoop[T any](pub flow.Publisher[T], c config) (fuse.Loop[T], bool) {
+	if c.prefetch != 0 {
+		return nil, false // an explicit request pattern is observable upstream
+	}
+	l, ok := pub.(fuse.Loop[T])
+	return l, ok
+}
+
+// stopFlag is set when the sink's context is done, so that a fused loop
+// can stop between two items. One atomic load per item is its only cost.
+type stopFlag struct {
+	atomic.Bool
+	stopWatch func() bool
+	watching  sync.WaitGroup
+}
+
+// watch sets the flag when ctx is done; unwatch must follow.
+func (s *stopFlag) watch(ctx context.Context) {
+	if ctx.Done() == nil {
+		return
+	}
+	s.watching.Add(1)
+	s.stopWatch = context.AfterFunc(ctx, func() {
+		defer s.watching.Done()
+		s.Store(true)
+	})
+}
+
+// unwatch undoes watch and waits for an AfterFunc that started, so that
+// no goroutine of the sink outlives it.
+func (s *stopFlag) unwatch() {
+	if s.stopWatch == nil {
+		return
+	}
+	if s.stopWatch() {
+		s.watching.Done()
+	}
+	s.watching.Wait()
+}
+
+// runFused runs l, whose yield function checks stop, on the caller's
+// goroutine. It returns ok == false and ctx.Err() when ctx ended the
+// stream (the caller must then discard its result, as the protocol path
+// does), and otherwise the stream's error, or a *flow.PanicError for a
+// panic in a user function.
+func runFused[T any](ctx context.Context, l fuse.Loop[T], stop *stopFlag, yield func(T) bool) (ok bool, err error) {
+	stop.watch(ctx)
+	defer stop.unwatch()
+	defer func() {
+		if v := recover(); v != nil {
+			ok, err = true, flow.NewPanicError(v)
+		}
+	}()
+	err = l.FusedLoop(yield)
+	if stop.Load() {
+		return false, ctx.Err()
+	}
+	return true, err
+}

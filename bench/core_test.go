@@ -39,8 +39,9 @@ func BenchmarkPlainLoop(b *testing.B) {
 	})
 }
 
-// BenchmarkRangeReduce is issue 2's budget: Range(1e6) → sinks.Reduce on
-// one goroutine, with the sinks' default demand (256, then 192 at a time).
+// BenchmarkRangeReduce is the core budget: Range(1e6) → sinks.Reduce on
+// one goroutine. With default options the sink runs Range as a fused loop;
+// the "subscribed" variant forces the Request/OnNext path.
 func BenchmarkRangeReduce(b *testing.B) {
 	ctx := context.Background()
 	src := sources.Range(0, items)
@@ -48,6 +49,18 @@ func BenchmarkRangeReduce(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
 			acc, err := sinks.Reduce(ctx, src, 0, add)
+			if err != nil || acc != items*(items-1)/2 {
+				b.Fatalf("Reduce = %d, %v", acc, err)
+			}
+		}
+		reportPerItem(b, items)
+	})
+	// The same through the protocol: an explicit Prefetch turns off the
+	// fused loop, so every item is an OnNext and every 192 a Request.
+	b.Run("n=1e6/subscribed", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			acc, err := sinks.Reduce(ctx, src, 0, add, sinks.Prefetch(sinks.DefaultPrefetch))
 			if err != nil || acc != items*(items-1)/2 {
 				b.Fatalf("Reduce = %d, %v", acc, err)
 			}

@@ -1,0 +1,317 @@
+package operators
+
+import (
+	"math"
+
+	"github.com/sluicego/sluice/flow"
+)
+
+// Filtering stages forward downstream's Request(n) upstream unchanged.
+// Every item they reject has used up one unit of upstream demand without
+// satisfying downstream, so they must ask upstream for a replacement, but
+// not with a Request(1) per rejected item. They count rejected items in a
+// plain field (OnNext is serial) and re-request them all in one call once
+// the demand that upstream still holds has fallen to a third of the
+// rejections pending or less.
+//
+// Why that never stalls: let D be downstream's outstanding demand, U the
+// upstream's, and pend the rejections not yet re-requested. Upstream has
+// been asked for everything downstream asked for plus the re-requested
+// rejections, and has delivered the accepted items plus all rejections,
+// so U = D - pend. The stream could stall only with U = 0 and D > 0, that
+// is pend = D > 0; the stage flushes whenever U <= pend/3 after an item,
+// which includes U = 0 with anything pending, and U only falls when an
+// item arrives, so that state is never left standing. The stage computes
+// U as req - recv, where req counts what it has asked upstream for (it
+// counts a downstream request before forwarding it, so req - recv is never
+// below the true U). A flush asks for exactly the rejections pending, so
+// the stage never asks for more than downstream did plus what it
+// rejected, and never delivers more than downstream requested.
+//
+// U <= pend/3 with U = D - pend means pend >= 3D/4: the replacements go up
+// when three quarters of the demand upstream held has been spent on
+// rejected items (Reactor's 75 % rule), so upstream keeps a quarter of the
+// demand to work on meanwhile. For a downstream that requests 256 and
+// then 192 at a time, the batches are 50 to 190 items. A downstream that
+// requests one item at a time gets one replacement request per rejected
+// item: a stage without a buffer cannot ask for more than was rejected.
+
+// refill is the demand accounting of the filtering stages. To keep the
+// per-item cost to plain arithmetic, OnNext does not look at req for every
+// item: due counts down the items that can arrive before the flush
+// condition can first hold (see dueIn), and flush looks at req only when
+// it reaches zero. req only grows behind OnNext's back, which only delays
+// the condition, so the countdown never misses it.
+type refill struct {
+	req  flow.Demand // total requested upstream, saturating at Unbounded
+	recv int64       // items received from upstream; written by OnNext only
+	pend int64       // rejected items not yet re-requested; OnNext only
+	due  int64       // items until flush must run again; OnNext only
+}
+
+// filterLink is the shared half of the filtering stages: a relay whose
+// Request also counts what it forwards.
+type filterLink[T any] struct {
+	relay[T]
+	refill
+}
+
+// Request counts n and forwards it upstream; n <= 0 is forwarded as is
+// (see relay.Request).
+func (x *filterLink[T]) Request(n int64) {
+	if n > 0 {
+		x.req.Add(n) // before forwarding: req - recv must not undercount U
+	}
+	x.up.Request(n)
+}
+
+// flush re-requests the pending rejections if the upstream's outstanding
+// demand U has fallen to a third of their number or below, and sets the
+// countdown to the next look. Called from OnNext only, when due runs out.
+func (x *filterLink[T]) flush() {
+	r := x.req.Load()
+	if r == flow.Unbounded {
+		x.pend, x.due = 0, flow.Unbounded // nothing to replace, ever
+		return
+	}
+	u := r - x.recv
+	if u <= x.pend/3 && x.pend > 0 {
+		n := x.pend
+		x.pend = 0
+		x.req.Add(n)
+		x.up.Request(n)
+		u += n
+	}
+	x.due = dueIn(u, x.pend)
+}
+
+// dueIn returns how many more items can arrive before the flush condition
+// U <= pend/3 (that is 3U <= pend) can first hold, given U and pend now.
+// Each item lowers U by one and raises pend by at most one, so after k
+// items 3(U-k) <= pend+k needs k >= (3U-pend)/4. It is at least 1.
+func dueIn(u, pend int64) int64 {
+	if u > math.MaxInt64/4 {
+		return math.MaxInt64 / 4
+	}
+	return max((3*u-pend+3)/4, 1)
+}
+
+// ---- Filter ----
+
+// Filter returns a publisher that emits the items of src for which keep
+// returns true, in order, and ends as src ends.
+//
+// Demand: Request(n) from downstream is forwarded upstream as Request(n);
+// Cancel as Cancel. Rejected items are replaced without a Request(1)
+// round trip each: Filter counts them and re-requests them in one
+// Request when the demand upstream still holds has fallen to a third of
+// the rejections pending (about every 3D/4 rejections for a downstream
+// demand of D, and at once when upstream would otherwise stop). It never
+// requests more than downstream requested plus what it rejected, and
+// buffers nothing. Under Unbounded demand it requests nothing more.
+//
+// keep runs on the goroutine that delivers the item, one item at a time.
+// If keep panics, the stream ends with a *flow.PanicError wrapped with the
+// stage name and upstream is cancelled.
+//
+// Options: [Name]. The subscription is goroutine-safe. Cost: about 6 ns
+// per item, the call of keep included, as [Map], plus one Request upstream
+// per batch of replacements; nothing is allocated after Subscribe. Filter(Map(…))
+// and Map(Filter(…)) fuse into one stage. Filter panics if src or keep is
+// nil.
+func Filter[T any](src flow.Publisher[T], keep func(T) bool, opts ...Option) flow.Publisher[T] {
+	mustSource("Filter", src)
+	mustFunc("Filter", keep == nil)
+	_, name := newConfig("filter", opts)
+	if f, ok := src.(filterFuser[T]); ok {
+		return f.fuseFilter(keep, name) // Filter(Map(…)): one stage (fuse.go)
+	}
+	return &filterPublisher[T]{src: src, keep: keep, name: name}
+}
+
+// filterPublisher serves Filter, and Distinct and its kin, whose keep
+// function has state: fresh makes one per subscription.
+type filterPublisher[T any] struct {
+	src   flow.Publisher[T]
+	keep  func(T) bool
+	fresh func() func(T) bool
+	name  string
+}
+
+func (m *filterPublisher[T]) Subscribe(s flow.Subscriber[T]) {
+	flow.RequireSubscriber(s)
+	keep := m.keep
+	if m.fresh != nil {
+		keep = m.fresh()
+	}
+	x := &filterSubscriber[T]{keep: keep}
+	x.init(s, m.name)
+	m.src.Subscribe(x)
+}
+
+type filterSubscriber[T any] struct {
+	filterLink[T]
+	keep func(T) bool
+}
+
+func (x *filterSubscriber[T]) OnSubscribe(up flow.Subscription) { x.subscribe(up, x) }
+
+func (x *filterSubscriber[T]) OnNext(item T) {
+	p := x.down.Load()
+	if p == nil {
+		return
+	}
+	x.recv++
+	ok := false
+	defer func() {
+		if !ok {
+			x.panicked(recover())
+		}
+	}()
+	keep := x.keep(item)
+	ok = true
+	if keep {
+		(*p).OnNext(item)
+	} else {
+		x.pend++
+	}
+	if x.due--; x.due <= 0 {
+		x.flush()
+	}
+}
+
+// ---- FilterErr ----
+
+// FilterErr is [Filter] with a keep function that can fail: an error ends
+// the stream, wrapped with the stage name (fmt.Errorf("%s: %w", name,
+// err)), and upstream is cancelled.
+//
+// Demand, panics, options, goroutine-safety and cost are as in Filter.
+// FilterErr panics if src or keep is nil.
+func FilterErr[T any](src flow.Publisher[T], keep func(T) (bool, error), opts ...Option) flow.Publisher[T] {
+	mustSource("FilterErr", src)
+	mustFunc("FilterErr", keep == nil)
+	_, name := newConfig("filtererr", opts)
+	return &filterErrPublisher[T]{src: src, keep: keep, name: name}
+}
+
+type filterErrPublisher[T any] struct {
+	src  flow.Publisher[T]
+	keep func(T) (bool, error)
+	name string
+}
+
+func (m *filterErrPublisher[T]) Subscribe(s flow.Subscriber[T]) {
+	flow.RequireSubscriber(s)
+	x := &filterErrSubscriber[T]{keep: m.keep}
+	x.init(s, m.name)
+	m.src.Subscribe(x)
+}
+
+type filterErrSubscriber[T any] struct {
+	filterLink[T]
+	keep func(T) (bool, error)
+}
+
+func (x *filterErrSubscriber[T]) OnSubscribe(up flow.Subscription) { x.subscribe(up, x) }
+
+func (x *filterErrSubscriber[T]) OnNext(item T) {
+	p := x.down.Load()
+	if p == nil {
+		return
+	}
+	x.recv++
+	ok := false
+	defer func() {
+		if !ok {
+			x.panicked(recover())
+		}
+	}()
+	keep, err := x.keep(item)
+	ok = true
+	if err != nil {
+		x.fail(err)
+		return
+	}
+	if keep {
+		(*p).OnNext(item)
+	} else {
+		x.pend++
+	}
+	if x.due--; x.due <= 0 {
+		x.flush()
+	}
+}
+
+// ---- Distinct ----
+
+// Distinct returns a publisher that emits each item of src the first time
+// it is seen and drops later repeats, in order.
+//
+// Memory: each subscription keeps a set of every distinct item it has
+// seen, for as long as the subscription lives, so memory grows with the
+// number of distinct items. For an unbounded stream of unique keys use
+// [DistinctUntilChanged] (constant memory) or a bounded window upstream.
+//
+// Demand: as [Filter]; repeats are re-requested in batches. Options:
+// [Name]. The subscription is goroutine-safe. Cost: a map lookup per item
+// and a map insert per new item. Distinct panics if src is nil.
+func Distinct[T comparable](src flow.Publisher[T], opts ...Option) flow.Publisher[T] {
+	mustSource("Distinct", src)
+	_, name := newConfig("distinct", opts)
+	return &filterPublisher[T]{src: src, name: name, fresh: func() func(T) bool {
+		seen := make(map[T]struct{})
+		return func(item T) bool {
+			if _, dup := seen[item]; dup {
+				return false
+			}
+			seen[item] = struct{}{}
+			return true
+		}
+	}}
+}
+
+// DistinctBy is [Distinct] by key: it emits each item whose key(item) has
+// not been seen before. It keeps the set of all keys seen, as Distinct
+// does. A panic in key ends the stream with a *flow.PanicError, as in
+// Filter. DistinctBy panics if src or key is nil.
+func DistinctBy[T any, K comparable](src flow.Publisher[T], key func(T) K, opts ...Option) flow.Publisher[T] {
+	mustSource("DistinctBy", src)
+	mustFunc("DistinctBy", key == nil)
+	_, name := newConfig("distinctby", opts)
+	return &filterPublisher[T]{src: src, name: name, fresh: func() func(T) bool {
+		seen := make(map[K]struct{})
+		return func(item T) bool {
+			k := key(item)
+			if _, dup := seen[k]; dup {
+				return false
+			}
+			seen[k] = struct{}{}
+			return true
+		}
+	}}
+}
+
+// DistinctUntilChanged returns a publisher that drops an item of src when
+// it equals the item just before it, so runs of equal items collapse to
+// one: 1 1 2 2 1 becomes 1 2 1. It keeps only the previous item.
+//
+// Demand: as [Filter]. Options: [Name]. The subscription is
+// goroutine-safe. Cost: as Filter plus a comparison and an indirect call;
+// nothing is allocated after Subscribe. DistinctUntilChanged panics if src
+// is nil.
+func DistinctUntilChanged[T comparable](src flow.Publisher[T], opts ...Option) flow.Publisher[T] {
+	mustSource("DistinctUntilChanged", src)
+	_, name := newConfig("distinctuntilchanged", opts)
+	return &filterPublisher[T]{src: src, name: name, fresh: func() func(T) bool {
+		var last T
+		started := false
+		return func(item T) bool {
+			if started && item == last {
+				return false
+			}
+			last, started = item, true
+			return true
+		}
+	}}
+}

@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/fuse"
 )
 
 // Filtering stages forward downstream's Request(n) upstream unchanged.
@@ -123,6 +124,9 @@ func Filter[T any](src flow.Publisher[T], keep func(T) bool, opts ...Option) flo
 	mustSource("Filter", src)
 	mustFunc("Filter", keep == nil)
 	_, name := newConfig("filter", opts)
+	if l, ok := src.(fuse.Loop[T]); ok {
+		return filterLoop[T]{&filterPublisher[T]{src: src, keep: keep, name: name}, l} // loop.go
+	}
 	if f, ok := src.(filterFuser[T]); ok {
 		return f.fuseFilter(keep, name) // Filter(Map(…)): one stage (fuse.go)
 	}

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/fuse"
 )
 
 // This file holds the shared core of the transform stages and the
@@ -174,6 +175,9 @@ func Map[T, R any](src flow.Publisher[T], f func(T) R, opts ...Option) flow.Publ
 	mustSource("Map", src)
 	mustFunc("Map", f == nil)
 	_, name := newConfig("map", opts)
+	if l, ok := src.(fuse.Loop[T]); ok {
+		return mapLoop[T, R]{&mapPublisher[T, R]{src: src, f: f, name: name}, l} // loop.go
+	}
 	if fp, ok := src.(*filterPublisher[T]); ok && fp.fresh == nil {
 		// Map(Filter(…)): one stage (fuse.go)
 		return &filterMapPublisher[T, R]{src: fp.src, keep: fp.keep, f: f, filterName: fp.name, mapName: name}
@@ -231,7 +235,11 @@ func MapErr[T, R any](src flow.Publisher[T], f func(T) (R, error), opts ...Optio
 	mustSource("MapErr", src)
 	mustFunc("MapErr", f == nil)
 	_, name := newConfig("maperr", opts)
-	return &mapErrPublisher[T, R]{src: src, f: f, name: name}
+	p := &mapErrPublisher[T, R]{src: src, f: f, name: name}
+	if l, ok := src.(fuse.Loop[T]); ok {
+		return mapErrLoop[T, R]{p, l} // loop.go
+	}
+	return p
 }
 
 type mapErrPublisher[T, R any] struct {
@@ -288,7 +296,11 @@ func Tap[T any](src flow.Publisher[T], fn func(T), opts ...Option) flow.Publishe
 	mustSource("Tap", src)
 	mustFunc("Tap", fn == nil)
 	_, name := newConfig("tap", opts)
-	return &tapPublisher[T]{src: src, fn: fn, name: name}
+	p := &tapPublisher[T]{src: src, fn: fn, name: name}
+	if l, ok := src.(fuse.Loop[T]); ok {
+		return tapLoop[T]{p, l} // loop.go
+	}
+	return p
 }
 
 type tapPublisher[T any] struct {

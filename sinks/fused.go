@@ -22,7 +22,7 @@ func fusedLoop[T any](pub flow.Publisher[T], c config) (fuse.Loop[T], bool) {
 }
 
 // stopFlag is set when the sink's context is done, so that a fused loop
-// can stop between two items. One atomic load per item is its only cost.
+// can stop between two items: the source loads it before each item.
 type stopFlag struct {
 	atomic.Bool
 	stopWatch func() bool
@@ -53,8 +53,7 @@ func (s *stopFlag) unwatch() {
 	s.watching.Wait()
 }
 
-// runFused runs l, whose yield function checks stop, on the caller's
-// goroutine. It returns ok == false and ctx.Err() when ctx ended the
+// runFused runs l on the caller's goroutine until it ends or stop is set. It returns ok == false and ctx.Err() when ctx ended the
 // stream (the caller must then discard its result, as the protocol path
 // does), and otherwise the stream's error, or a *flow.PanicError for a
 // panic in a user function.
@@ -63,10 +62,14 @@ func runFused[T any](ctx context.Context, l fuse.Loop[T], stop *stopFlag, yield 
 	defer stop.unwatch()
 	defer func() {
 		if v := recover(); v != nil {
-			ok, err = true, flow.NewPanicError(v)
+			if p, named := v.(fuse.Panic); named {
+				ok, err = true, p.Err
+			} else {
+				ok, err = true, flow.NewPanicError(v)
+			}
 		}
 	}()
-	err = l.FusedLoop(yield)
+	err = l.FusedLoop(&stop.Bool, yield)
 	if stop.Load() {
 		return false, ctx.Err()
 	}

@@ -42,10 +42,8 @@ func ForEach[T any](ctx context.Context, pub flow.Publisher[T], fn func(T) error
 		var stop stopFlag
 		var fnErr error
 		_, err := runFused(ctx, l, &stop, func(v T) bool {
-			if fnErr = fn(v); fnErr != nil {
-				return false
-			}
-			return !stop.Load()
+			fnErr = fn(v)
+			return fnErr == nil
 		})
 		if fnErr != nil {
 			return fnErr
@@ -102,7 +100,7 @@ func Collect[T any](ctx context.Context, pub flow.Publisher[T], opts ...Option) 
 		var items []T
 		ok, err := runFused(ctx, l, &stop, func(v T) bool {
 			items = append(items, v)
-			return !stop.Load()
+			return true
 		})
 		if !ok {
 			return nil, err
@@ -164,7 +162,7 @@ func Reduce[T, A any](ctx context.Context, pub flow.Publisher[T], initial A, f f
 		acc := initial
 		ok, err := runFused(ctx, l, &stop, func(v T) bool {
 			acc = f(acc, v)
-			return !stop.Load()
+			return true
 		})
 		if !ok {
 			var zero A
@@ -222,7 +220,7 @@ func Drain[T any](ctx context.Context, pub flow.Publisher[T], opts ...Option) (i
 		var n int64
 		ok, err := runFused(ctx, l, &stop, func(T) bool {
 			n++
-			return !stop.Load()
+			return true
 		})
 		if !ok {
 			return 0, err

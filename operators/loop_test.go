@@ -1,0 +1,153 @@
+package operators_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/operators"
+	"github.com/sluicego/sluice/sinks"
+	"github.com/sluicego/sluice/sources"
+)
+
+// fusable is the loop-fusion interface of internal/fuse, seen from outside.
+type fusable interface {
+	FusedLoop(stop *atomic.Bool, yield func(int) bool) error
+}
+
+type outcome struct {
+	Items []int
+	Err   string
+}
+
+// collectBoth runs pub through the fused loop (default options) and
+// through the subscription path (an explicit Prefetch turns fusion off).
+func collectBoth(t *testing.T, pub flow.Publisher[int]) (fused, subscribed outcome) {
+	t.Helper()
+	if _, ok := pub.(fusable); !ok {
+		t.Fatalf("%T does not run as a fused loop", pub)
+	}
+	run := func(opts ...sinks.Option) outcome {
+		var o outcome
+		err := sinks.ForEach(context.Background(), pub, func(v int) error { o.Items = append(o.Items, v); return nil }, opts...)
+		if err != nil {
+			o.Err = err.Error()
+		}
+		return o
+	}
+	return run(), run(sinks.Prefetch(16))
+}
+
+func TestLoopFusionMatchesSubscriptionPath(t *testing.T) {
+	boom := errors.New("boom")
+	double := func(v int) int { return v * 2 }
+	odd := func(v int) bool { return v%2 == 1 }
+	tests := []struct {
+		name string
+		pub  func() flow.Publisher[int]
+		want outcome
+	}{
+		{"map", func() flow.Publisher[int] { return operators.Map(sources.Range(0, 5), double) },
+			outcome{Items: []int{0, 2, 4, 6, 8}}},
+		{"filter over slice", func() flow.Publisher[int] { return operators.Filter(sources.Slice([]int{1, 2, 3, 5, 8}), odd) },
+			outcome{Items: []int{1, 3, 5}}},
+		{"map then filter then tap", func() flow.Publisher[int] {
+			return operators.Tap(operators.Filter(operators.Map(sources.Range(0, 6), func(v int) int { return v + 1 }), odd), func(int) {})
+		}, outcome{Items: []int{1, 3, 5}}},
+		{"filter then map", func() flow.Publisher[int] { return operators.Map(operators.Filter(sources.Range(0, 6), odd), double) },
+			outcome{Items: []int{2, 6, 10}}},
+		{"maperr fails", func() flow.Publisher[int] {
+			return operators.MapErr(sources.Range(0, 10), func(v int) (int, error) {
+				if v == 3 {
+					return 0, boom
+				}
+				return v, nil
+			}, operators.Name("parse"))
+		}, outcome{Items: []int{0, 1, 2}, Err: "parse: boom"}},
+		{"map panics", func() flow.Publisher[int] {
+			return operators.Map(sources.Range(0, 10), func(v int) int {
+				if v == 2 {
+					panic(boom)
+				}
+				return v
+			}, operators.Name("risky"))
+		}, outcome{Items: []int{0, 1}, Err: "risky: sluice: panic: boom"}},
+		{"filter panics under a map", func() flow.Publisher[int] {
+			keep := func(v int) bool {
+				if v == 4 {
+					panic("bad row")
+				}
+				return true
+			}
+			return operators.Map(operators.Filter(sources.Range(0, 10), keep, operators.Name("validate")), double, operators.Name("double"))
+		}, outcome{Items: []int{0, 2, 4, 6}, Err: "validate: sluice: panic: bad row"}},
+		{"tap panics", func() flow.Publisher[int] {
+			return operators.Tap(sources.Range(0, 3), func(v int) {
+				if v == 1 {
+					panic(fmt.Sprint("tap ", v))
+				}
+			}, operators.Name("peek"))
+		}, outcome{Items: []int{0}, Err: "peek: sluice: panic: tap 1"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			fused, subscribed := collectBoth(t, tt.pub())
+			if diff := cmp.Diff(tt.want, subscribed, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("subscription path (-want +got)\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.want, fused, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("fused loop (-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestLoopFusionKeepsPanicErrorsAndAttribution(t *testing.T) {
+	ctx := context.Background()
+	boom := errors.New("boom")
+	pub := operators.Map(sources.Range(0, 10), func(v int) int { return v }, operators.Name("inner"))
+	// A panic in the sink's own function passes through the Map
+	// unattributed, as it would through the subscription path.
+	err := sinks.ForEach(ctx, pub, func(v int) error {
+		if v == 5 {
+			panic(boom)
+		}
+		return nil
+	})
+	var pe *flow.PanicError
+	if !errors.As(err, &pe) || !errors.Is(err, boom) {
+		t.Fatalf("ForEach = %v, want a *flow.PanicError wrapping boom", err)
+	}
+	if got, want := err.Error(), "sluice: panic: boom"; got != want {
+		t.Errorf("error = %q, want %q (not attributed to the map stage)", got, want)
+	}
+}
+
+func TestLoopFusionStopsOnCancelWhileFilterRejects(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		calls := 0
+		none := operators.Filter(sources.Range(0, 1<<40), func(v int) bool {
+			calls++
+			if v == 1000 {
+				cancel()
+				synctest.Wait() // let the context's AfterFunc set the stop flag
+			}
+			return false
+		})
+		n, err := sinks.Drain(ctx, none)
+		if !errors.Is(err, context.Canceled) || n != 0 {
+			t.Errorf("Drain = %d, %v; want 0, context.Canceled", n, err)
+		}
+		if calls != 1001 {
+			t.Errorf("filter called %d times, want 1001 (the source checks the stop flag before each item)", calls)
+		}
+	})
+}

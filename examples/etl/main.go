@@ -82,9 +82,9 @@ type parsed struct {
 // report counts what each stage saw.
 type report struct {
 	Generated, Parsed, Rejected, Written, Batches int64
-	Reasons                                      map[string]int64
-	Elapsed                                      time.Duration
-	Out, Rejects                                 string
+	Reasons                                       map[string]int64
+	Elapsed                                       time.Duration
+	Out, Rejects                                  string
 }
 
 func (r *report) print(w io.Writer) {

@@ -87,7 +87,10 @@ func (m filterLoop[T]) FusedLoop(stop *atomic.Bool, yield func(T) bool) error {
 		inUser = true
 		k := keep(v)
 		inUser = false
-		return !k || yield(v)
+		if !k {
+			return !stop.Load() // a rejected item: check the stop flag here, as no one downstream will
+		}
+		return yield(v)
 	})
 }
 

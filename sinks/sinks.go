@@ -43,7 +43,7 @@ func ForEach[T any](ctx context.Context, pub flow.Publisher[T], fn func(T) error
 		var fnErr error
 		_, err := runFused(ctx, l, &stop, func(v T) bool {
 			fnErr = fn(v)
-			return fnErr == nil
+			return fnErr == nil && !stop.Load()
 		})
 		if fnErr != nil {
 			return fnErr
@@ -100,7 +100,7 @@ func Collect[T any](ctx context.Context, pub flow.Publisher[T], opts ...Option) 
 		var items []T
 		ok, err := runFused(ctx, l, &stop, func(v T) bool {
 			items = append(items, v)
-			return true
+			return !stop.Load()
 		})
 		if !ok {
 			return nil, err
@@ -162,7 +162,7 @@ func Reduce[T, A any](ctx context.Context, pub flow.Publisher[T], initial A, f f
 		acc := initial
 		ok, err := runFused(ctx, l, &stop, func(v T) bool {
 			acc = f(acc, v)
-			return true
+			return !stop.Load()
 		})
 		if !ok {
 			var zero A
@@ -220,7 +220,7 @@ func Drain[T any](ctx context.Context, pub flow.Publisher[T], opts ...Option) (i
 		var n int64
 		ok, err := runFused(ctx, l, &stop, func(T) bool {
 			n++
-			return true
+			return !stop.Load()
 		})
 		if !ok {
 			return 0, err

@@ -32,9 +32,9 @@ func Range(start, count int) flow.Publisher[int] {
 type rangePublisher struct{ start, end int }
 
 // FusedLoop runs the whole range as a plain loop (see internal/fuse).
-func (p rangePublisher) FusedLoop(stop *atomic.Bool, yield func(int) bool) error {
+func (p rangePublisher) FusedLoop(_ *atomic.Bool, yield func(int) bool) error {
 	for i := p.start; i < p.end; i++ {
-		if stop.Load() || !yield(i) {
+		if !yield(i) {
 			break
 		}
 	}
@@ -182,9 +182,9 @@ func Just[T any](items ...T) flow.Publisher[T] {
 type slicePublisher[T any] struct{ items []T }
 
 // FusedLoop runs the whole slice as a plain loop (see internal/fuse).
-func (p slicePublisher[T]) FusedLoop(stop *atomic.Bool, yield func(T) bool) error {
+func (p slicePublisher[T]) FusedLoop(_ *atomic.Bool, yield func(T) bool) error {
 	for _, v := range p.items {
-		if stop.Load() || !yield(v) {
+		if !yield(v) {
 			break
 		}
 	}

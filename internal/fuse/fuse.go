@@ -17,11 +17,13 @@ import "sync/atomic"
 // loop on the caller's goroutine.
 type Loop[T any] interface {
 	// FusedLoop calls yield with each item in order until the stream
-	// ends, yield returns false, or stop is set (the source checks it
-	// before every item it produces), and returns the error the stream
-	// ends with (nil when it completes or is stopped). A panic in a user
-	// function propagates to the caller, as a [Panic] when a stage has
-	// named it.
+	// ends or yield returns false, and returns the error the stream ends
+	// with (nil when it completes or is stopped). The sink's yield
+	// returns false once stop is set; a stage that swallows an item
+	// (Filter) checks stop itself instead, so a stream stops within one
+	// item of stop being set even when nothing reaches the sink. A panic
+	// in a user function propagates to the caller, as a [Panic] when a
+	// stage has named it.
 	FusedLoop(stop *atomic.Bool, yield func(T) bool) error
 }
 

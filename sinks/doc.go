@@ -53,9 +53,6 @@
 // RangeReduce ./bench). Pass Prefetch(DefaultPrefetch) to force the
 // subscription path.
 //
-// [Range]: https://pkg.go.dev/github.com/sluicego/sluice/sources#Range
-// [Slice]: https://pkg.go.dev/github.com/sluicego/sluice/sources#Slice
-//
 // # Goroutines
 //
 // A sink starts no goroutine of its own (apart from the one the context
@@ -63,4 +60,7 @@
 // synchronous upstream the whole stream runs inside the sink's call, on
 // the caller's goroutine; with an asynchronous one, user functions run on
 // the goroutine that delivers the items, one at a time.
+//
+// [Range]: https://pkg.go.dev/github.com/sluicego/sluice/sources#Range
+// [Slice]: https://pkg.go.dev/github.com/sluicego/sluice/sources#Slice
 package sinks

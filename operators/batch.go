@@ -109,7 +109,7 @@ func Batch[T any](src flow.Publisher[T], size int, maxWait time.Duration, opts .
 // function that panics, or returns a negative weight, ends the stream:
 // the item is dropped with [flow.ReasonError], upstream is cancelled, the
 // batches already formed are delivered, then the error (a
-// *[flow.PanicError] for a panic).
+// *[flow.PanicError] for a panic, wrapped with the stage name).
 //
 // Cost: one call of weight per item, plus Batch's costs.
 //
@@ -329,7 +329,7 @@ func (b *batchSubscriber[T]) nextWeighted(v T) {
 func (b *batchSubscriber[T]) callWeight(v T) (w int64, err error) {
 	defer func() {
 		if p := recover(); p != nil {
-			err = flow.NewPanicError(p)
+			err = fmt.Errorf("%s: %w", b.name, flow.NewPanicError(p))
 		}
 	}()
 	w = b.weight(v)

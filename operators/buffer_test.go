@@ -73,7 +73,7 @@ func TestBufferPolicies(t *testing.T) {
 				flow.Block: {
 					Items: btInts(0, 10), Result: "complete",
 					Stats:    stats(10, 10, 0, nil),
-					Requests: []int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
+					Requests: []int64{1, 1, 1, 1, 1, 1, 1, 1, 1, 1},
 				},
 				flow.DropNewest: {
 					Items: []int{0}, Result: "complete",
@@ -188,7 +188,7 @@ func TestBufferPolicies(t *testing.T) {
 				flow.Block: {
 					Items: btInts(0, 5), Result: "error: boom",
 					Stats:    stats(5, 5, 0, nil),
-					Requests: []int64{5, 4},
+					Requests: []int64{5},
 				},
 				flow.DropNewest: {
 					Items: btInts(0, 5), Result: "error: boom",

@@ -75,8 +75,6 @@ func ExampleLimitRate() {
 	// request 2
 	// request 2
 	// request 2
-	// request 2
-	// request 2
 }
 
 // requestLogger prints the requests its subscriber makes.

@@ -26,10 +26,13 @@ func Name(name string) Option {
 }
 
 // OnDrop sets a dead-letter hook, called with every item the stage does not
-// deliver and the reason (see flow.DropReason). It is called on the
-// goroutine that drops the item, serially per stage, and must not block.
-// T must be the stage's item type: a mismatch panics when the stage is
-// built. A nil hook panics.
+// deliver and the reason (see flow.DropReason). Stages that can drop
+// items (Buffer, Batch, BatchWeighted, LimitRate and, later, the fan-out
+// and async stages) call it on the goroutine that drops the item, one call
+// at a time per subscription; it must not block. T must be the stage's item
+// type: a mismatch panics when such a stage is built. Stages that never
+// drop (Map, Filter, Take and the other transforms) ignore it. A nil hook
+// panics.
 func OnDrop[T any](hook func(item T, reason flow.DropReason)) Option {
 	if hook == nil {
 		panic("sluice: OnDrop: nil hook")
@@ -37,9 +40,11 @@ func OnDrop[T any](hook func(item T, reason flow.DropReason)) Option {
 	return optionFunc(func(c *stage.Config) { c.OnDrop = hook })
 }
 
-// Prefetch sets how many items a stage that requests ahead (Buffer,
-// LimitRate, async boundaries) asks for before it is drained; it
-// replenishes by 75 % of it. n <= 0 panics.
+// Prefetch sets how many items a stage that requests ahead asks for
+// before it is drained; it replenishes by 75 % of it. Buffer (as a cap
+// under its capacity), BatchWeighted and the async boundaries use it;
+// stages that do not request ahead, including LimitRate (whose high and
+// low arguments say the same thing), ignore it. n <= 0 panics.
 func Prefetch(n int) Option {
 	if n <= 0 {
 		panic("sluice: Prefetch: n <= 0")

@@ -325,7 +325,9 @@ func (b *Buffer[T]) drainPass() {
 // consumedOne counts a delivered item towards the Block policy's next
 // replenishing request.
 func (b *Buffer[T]) consumedOne() {
-	if b.cfg.Limit > 0 {
+	// Once upstream has finished, its subscription is over (rule 2.4): no
+	// more requests, even while the buffered items are being delivered.
+	if b.cfg.Limit > 0 && !b.done.Load() {
 		if b.consumed++; b.consumed == b.cfg.Limit {
 			b.consumed = 0
 			b.cfg.Up.Request(b.cfg.Limit)

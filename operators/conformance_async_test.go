@@ -42,3 +42,20 @@ func TestPublishOnConformance(t *testing.T) {
 		}
 	}
 }
+
+func TestSubscribeOnConformance(t *testing.T) {
+	for sname, s := range asyncSchedulers(t) {
+		t.Run(sname, func(t *testing.T) {
+			flowtest.VerifyPublisher(t, flowtest.PublisherConfig[int]{
+				New: func(n int64) flow.Publisher[int] {
+					return operators.SubscribeOn(sources.Range(0, int(n)), s)
+				},
+				Failed: func() flow.Publisher[int] {
+					return operators.SubscribeOn(sources.Error[int](errBoom), s)
+				},
+				MaxElements: conformanceMax,
+				Timeout:     5 * time.Second,
+			})
+		})
+	}
+}

@@ -1,0 +1,126 @@
+package ring
+
+import "sync/atomic"
+
+// SPSC is a bounded FIFO queue for exactly one producer goroutine and one
+// consumer goroutine at a time (each side may move between goroutines if
+// the hand-over is synchronised, as a drain loop serialised by a WIP
+// counter is). It is the queue of the async boundaries, leaner than
+// [Ring]: the producer publishes an item, or a batch of items ([SPSC.Put]
+// then [SPSC.Publish]), with one atomic store of its tail, and the consumer publishes the room it made with one atomic store
+// of its head, only when it calls [SPSC.Release] (once per batch).
+// Each side caches the other's index and reads it again only when the
+// cached value says full (producer) or empty (consumer), so the two
+// cores share a cache line about once per batch, not once per item.
+//
+// Items are stored in place; nothing is allocated after NewSPSC.
+type SPSC[T any] struct {
+	_ [64]byte // keep the first line off whatever precedes the allocation
+	// consumer side
+	head       atomic.Uint64 // published position of the next item to take
+	headLocal  uint64        // the consumer's own head, ahead of head until Release
+	cachedTail uint64        // the last tail the consumer read
+	_          [40]byte
+	// producer side
+	tail       atomic.Uint64 // published position of the next item to fill
+	tailLocal  uint64        // the producer's own tail, ahead of tail until Publish
+	cachedHead uint64        // the last head the producer read
+	_          [40]byte
+	// read-only after NewSPSC
+	capa uint64
+	mask uint64
+	buf  []T
+	_    [24]byte
+}
+
+// NewSPSC returns an empty queue that holds up to capacity items.
+// capacity must be positive.
+func NewSPSC[T any](capacity int) *SPSC[T] {
+	if capacity <= 0 {
+		panic("sluice: ring.NewSPSC: capacity <= 0")
+	}
+	n := uint64(1)
+	for n < uint64(capacity) {
+		n <<= 1
+	}
+	return &SPSC[T]{capa: uint64(capacity), mask: n - 1, buf: make([]T, n)}
+}
+
+// Cap returns the capacity given to NewSPSC.
+func (q *SPSC[T]) Cap() int { return int(q.capa) }
+
+// Offer appends v and publishes it to the consumer, as Put then Publish.
+// Producer only.
+func (q *SPSC[T]) Offer(v T) bool {
+	if !q.Put(v) {
+		return false
+	}
+	q.tail.Store(q.tailLocal)
+	return true
+}
+
+// Put appends v without publishing it, and reports true, or reports false
+// when the queue holds Cap items (counting those the consumer took but
+// has not released, and those not yet published). The consumer sees v
+// only after Publish. Producer only.
+func (q *SPSC[T]) Put(v T) bool {
+	t := q.tailLocal
+	if t-q.cachedHead >= q.capa {
+		q.cachedHead = q.head.Load()
+		if t-q.cachedHead >= q.capa {
+			return false
+		}
+	}
+	q.buf[t&q.mask] = v
+	q.tailLocal = t + 1
+	return true
+}
+
+// Publish makes every item Put so far visible to the consumer, with one
+// atomic store. Producer only.
+func (q *SPSC[T]) Publish() { q.tail.Store(q.tailLocal) }
+
+// Poll removes and returns the oldest item; ok is false when the queue is
+// empty. The slot is cleared at once, but the room is made available to
+// the producer only by Release. Consumer only.
+func (q *SPSC[T]) Poll() (v T, ok bool) {
+	h := q.headLocal
+	if h == q.cachedTail {
+		q.cachedTail = q.tail.Load()
+		if h == q.cachedTail {
+			return v, false
+		}
+	}
+	i := h & q.mask
+	v = q.buf[i]
+	var zero T
+	q.buf[i] = zero
+	q.headLocal = h + 1
+	return v, true
+}
+
+// Release makes the room of every item taken by Poll available to the
+// producer. Consumer only.
+func (q *SPSC[T]) Release() {
+	if q.head.Load() != q.headLocal {
+		q.head.Store(q.headLocal)
+	}
+}
+
+// Empty reports whether the consumer would find the queue empty. Consumer
+// only.
+func (q *SPSC[T]) Empty() bool {
+	if q.headLocal != q.cachedTail {
+		return false
+	}
+	q.cachedTail = q.tail.Load()
+	return q.headLocal == q.cachedTail
+}
+
+// Len returns the number of published items in the queue, taken but
+// unreleased ones included. It may be called from any goroutine and is exact when both
+// sides are idle.
+func (q *SPSC[T]) Len() int {
+	h := q.head.Load()
+	return int(q.tail.Load() - h)
+}

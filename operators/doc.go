@@ -1,6 +1,8 @@
 // Package operators holds the stages that sit between a source and a
-// sink: transforms, batching, buffers with overflow policies, and (in later
-// releases) async boundaries, fan-in, fan-out and resilience.
+// sink: transforms (Map, Filter, Take, Scan, …), batching (Batch,
+// BatchWeighted), buffers with overflow policies (Buffer, LimitRate), and
+// async boundaries (PublishOn, SubscribeOn) that move work onto a
+// scheduler. Fan-in, fan-out and resilience stages are still to come.
 //
 // Every operator is a function from a [flow.Publisher] to a new
 // Publisher. Nothing runs until a sink subscribes; each subscription builds

@@ -15,6 +15,14 @@
 // user function panics. [All] also reports an upstream that emits beyond
 // its demand, with an error that matches [ErrProtocol].
 //
+// # Writers
+//
+// [WriteJSONLines] and [WriteCSV] write each item to an io.Writer through
+// a buffer that is flushed however the stream ends, and fsync a regular
+// file at completion; they are built on [ForEach] and share its demand and
+// context behaviour. Package sinks/sqlsink writes batches into a
+// database/sql database, one transaction per batch.
+//
 // # Demand
 //
 // A sink requests prefetch items when it subscribes (default 256, see

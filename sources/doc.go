@@ -16,6 +16,16 @@
 // through an [Emitter] (see [NewEmitter]) or a [Ticker]: they buffer under
 // a [flow.Overflow] policy and count every item they drop.
 //
+// # Reading files
+//
+// [Lines], [CSV] and [JSONLines] read an io.Reader one record per unit of
+// demand, so a slow sink slows the reads; [LinesFile], [CSVFile] and
+// [JSONLinesFile] open their file at the first Request (each subscriber its
+// own) and close it however the stream ends. Errors name the 1-based line
+// ([*LineError], [*RecordError]); [SkipMalformed] reports bad records and
+// goes on. Reads run on the goroutine that owns the emission loop: put
+// operators.SubscribeOn after the source to move them onto a scheduler.
+//
 // # Demand and goroutines
 //
 // Every Subscription returned by the sources of this package is

@@ -18,12 +18,7 @@ func (f optionFunc) apply(c *stage.Config) { f(c) }
 // Name sets the stage's name, used in errors, metrics and stall reports.
 // Without it a stage is named after its kind and construction order, such
 // as "map#2". An empty name panics.
-func Name(name string) Option {
-	if name == "" {
-		panic("sluice: Name: empty name")
-	}
-	return optionFunc(func(c *stage.Config) { c.Name = name })
-}
+func Name(name string) Option { return optionFunc(stage.SetName(name)) }
 
 // OnDrop sets a dead-letter hook, called with every item the stage does not
 // deliver and the reason (see flow.DropReason). Stages that can drop
@@ -34,10 +29,7 @@ func Name(name string) Option {
 // drop (Map, Filter, Take and the other transforms) ignore it. A nil hook
 // panics.
 func OnDrop[T any](hook func(item T, reason flow.DropReason)) Option {
-	if hook == nil {
-		panic("sluice: OnDrop: nil hook")
-	}
-	return optionFunc(func(c *stage.Config) { c.OnDrop = hook })
+	return optionFunc(stage.SetDropHook(hook))
 }
 
 // Prefetch sets how many items a stage that requests ahead asks for
@@ -54,12 +46,5 @@ func Prefetch(n int) Option {
 
 // newConfig applies opts over the defaults and fixes the stage's name.
 func newConfig(kind string, opts []Option) (stage.Config, string) {
-	var c stage.Config
-	for _, o := range opts {
-		if o == nil {
-			panic("sluice: " + kind + ": nil Option")
-		}
-		o.apply(&c)
-	}
-	return c, c.NameOr(kind)
+	return stage.Build(kind, opts, Option.apply)
 }

@@ -19,12 +19,7 @@ func (f optionFunc) apply(c *stage.Config) { f(c) }
 // Name sets the source's name, used in errors, metrics and stall reports.
 // Without it a source is named after its kind and construction order,
 // such as "emitter#2". An empty name panics.
-func Name(name string) Option {
-	if name == "" {
-		panic("sluice: Name: empty name")
-	}
-	return optionFunc(func(c *stage.Config) { c.Name = name })
-}
+func Name(name string) Option { return optionFunc(stage.SetName(name)) }
 
 // OnDrop sets a dead-letter hook, called with every item the source does
 // not deliver and the reason (see flow.DropReason). It is called serially,
@@ -34,20 +29,10 @@ func Name(name string) Option {
 // source's item type: a mismatch panics when the source is built. A nil
 // hook panics.
 func OnDrop[T any](hook func(item T, reason flow.DropReason)) Option {
-	if hook == nil {
-		panic("sluice: OnDrop: nil hook")
-	}
-	return optionFunc(func(c *stage.Config) { c.OnDrop = hook })
+	return optionFunc(stage.SetDropHook(hook))
 }
 
 // newConfig applies opts and fixes the source's name.
 func newConfig(kind string, opts []Option) (stage.Config, string) {
-	var c stage.Config
-	for _, o := range opts {
-		if o == nil {
-			panic("sluice: " + kind + ": nil Option")
-		}
-		o.apply(&c)
-	}
-	return c, c.NameOr(kind)
+	return stage.Build(kind, opts, Option.apply)
 }

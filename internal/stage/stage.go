@@ -58,3 +58,37 @@ func DropHook[T any](c *Config, stageName string) func(T, flow.DropReason) {
 	}
 	return h
 }
+
+// Build applies opts, in order, to a zero Config and fixes the stage's
+// name, for the Option type O of a public package (whose unexported apply
+// method is passed as apply). A nil option panics with a sluice: message
+// naming kind.
+func Build[O comparable](kind string, opts []O, apply func(O, *Config)) (Config, string) {
+	var c Config
+	var none O
+	for _, o := range opts {
+		if o == none {
+			panic("sluice: " + kind + ": nil Option")
+		}
+		apply(o, &c)
+	}
+	return c, c.NameOr(kind)
+}
+
+// SetName returns the setter behind every package's Name option. An empty
+// name panics.
+func SetName(name string) func(*Config) {
+	if name == "" {
+		panic("sluice: Name: empty name")
+	}
+	return func(c *Config) { c.Name = name }
+}
+
+// SetDropHook returns the setter behind every package's OnDrop option. A
+// nil hook panics.
+func SetDropHook[T any](hook func(item T, reason flow.DropReason)) func(*Config) {
+	if hook == nil {
+		panic("sluice: OnDrop: nil hook")
+	}
+	return func(c *Config) { c.OnDrop = hook }
+}

@@ -50,10 +50,10 @@
 //
 // # Fused loops
 //
-// When the publisher is a synchronous, stateless sluice source ([Range] or
-// [Slice] from package sources) and no [Prefetch] or [Unbounded] option
-// fixes the request pattern, [ForEach], [Collect], [Reduce] and [Drain]
-// skip the subscription and run the source as a plain loop on the
+// When the publisher is a synchronous, stateless sluice source ([Range],
+// [Slice], or Map, MapErr, Filter and Tap over them) and no [Prefetch]
+// option fixes the request pattern (the loop is what [Unbounded] demand
+// gives), [ForEach], [Collect], [Reduce] and [Drain] skip the subscription and run the source as a plain loop on the
 // caller's goroutine, checking ctx between items. The items, their order,
 // the errors and the panics are exactly those of the subscription path;
 // only the cost differs: Range(1e6) → Reduce takes about 3.0 ns per item

@@ -11,8 +11,9 @@ import (
 
 // fusedLoop returns pub as a fuse.Loop when the sink may run it as a
 // plain loop: pub is a synchronous, stateless sluice publisher (Range,
-// Slice, and transforms over them), and the options do not ask for a
-// particular request pattern.
+// Slice, and transforms over them), and no Prefetch option asks for a
+// particular request pattern. Unbounded() fuses: the loop is exactly
+// unbounded demand.
 func fusedLoop[T any](pub flow.Publisher[T], c config) (fuse.Loop[T], bool) {
 	if c.prefetch != 0 {
 		return nil, false // an explicit request pattern is observable upstream

@@ -3,6 +3,7 @@ package sinks_test
 import (
 	"context"
 	"errors"
+	"sync/atomic"
 	"testing"
 	"testing/synctest"
 
@@ -119,5 +120,46 @@ func TestFusedPathDoesNotRunWhenContextIsDone(t *testing.T) {
 	err := sinks.ForEach(ctx, sources.Range(0, 10), func(int) error { calls++; return nil })
 	if !errors.Is(err, context.Canceled) || calls != 0 {
 		t.Errorf("ForEach = %v after %d calls, want context.Canceled after 0", err, calls)
+	}
+}
+
+// twoWay runs as a fused loop and as a subscription, and records which
+// one a sink chose.
+type twoWay struct {
+	flow.Publisher[int]
+	used *[]string
+}
+
+func (p twoWay) Subscribe(s flow.Subscriber[int]) {
+	*p.used = append(*p.used, "subscribe")
+	p.Publisher.Subscribe(s)
+}
+
+func (p twoWay) FusedLoop(stop *atomic.Bool, yield func(int) bool) error {
+	*p.used = append(*p.used, "loop")
+	for i := range 3 {
+		if !yield(i) {
+			break
+		}
+	}
+	return nil
+}
+
+func TestSinksChooseTheFusedLoopOnlyWithDefaultDemand(t *testing.T) {
+	ctx := context.Background()
+	var used []string
+	pub := twoWay{Publisher: sources.Range(0, 3), used: &used}
+	sum := func(a, v int) int { return a + v }
+	for _, opts := range [][]sinks.Option{nil, {sinks.Prefetch(8)}, {sinks.Unbounded()}} {
+		if _, err := sinks.Reduce(ctx, pub, 0, sum, opts...); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sinks.Drain(ctx, pub, opts...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := []string{"loop", "loop", "subscribe", "subscribe", "loop", "loop"}
+	if diff := cmp.Diff(want, used); diff != "" {
+		t.Errorf("paths taken (-want +got)\n%s", diff)
 	}
 }

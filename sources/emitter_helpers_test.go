@@ -5,108 +5,30 @@ import (
 	"time"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/flow/flowtest"
 )
 
-// emRecorder records what a subscriber receives. It requests Initial in
-// OnSubscribe and Each after every item, and cancels in the OnNext of item
-// number CancelAt (1-based; 0 for never). Signals may come from any
-// goroutine, serially.
-type emRecorder[T any] struct {
-	Initial  int64
-	Each     int64
-	CancelAt int
-	Start    time.Time // when set, arrival times are recorded since Start
-
-	mu    sync.Mutex
-	sub   flow.Subscription
-	items []T
-	times []time.Duration
-	res   string
-	done  chan struct{}
-	once  sync.Once
-}
-
-func (r *emRecorder[T]) ch() chan struct{} {
-	r.once.Do(func() { r.done = make(chan struct{}) })
-	return r.done
-}
-
-func (r *emRecorder[T]) OnSubscribe(s flow.Subscription) {
-	r.ch()
-	r.mu.Lock()
-	r.sub = s
-	r.mu.Unlock()
-	if r.Initial > 0 {
-		s.Request(r.Initial)
+// emResult is "complete", "error: <message>", or "open": how the stream
+// that s subscribed to has ended so far.
+func emResult[T any](s *flowtest.Subscriber[T]) string {
+	switch {
+	case s.Completed():
+		return "complete"
+	case s.Err() != nil:
+		return "error: " + s.Err().Error()
 	}
+	return "open"
 }
 
-func (r *emRecorder[T]) OnNext(v T) {
-	r.mu.Lock()
-	if r.res != "" {
-		r.res += "; OnNext after terminal"
+// emTimes returns when each item that s received arrived, as offsets
+// from start (exact under testing/synctest).
+func emTimes[T any](s *flowtest.Subscriber[T], start time.Time) []time.Duration {
+	var out []time.Duration
+	for _, at := range s.ItemTimes() {
+		out = append(out, at.Sub(start))
 	}
-	r.items = append(r.items, v)
-	if !r.Start.IsZero() {
-		r.times = append(r.times, time.Since(r.Start))
-	}
-	n, s := len(r.items), r.sub
-	r.mu.Unlock()
-	if n == r.CancelAt {
-		s.Cancel()
-		return
-	}
-	if r.Each > 0 {
-		s.Request(r.Each)
-	}
+	return out
 }
-
-func (r *emRecorder[T]) end(res string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.res != "" {
-		r.res += "; second terminal: " + res
-		return
-	}
-	r.res = res
-	close(r.ch())
-}
-
-func (r *emRecorder[T]) OnError(err error) { r.end("error: " + err.Error()) }
-func (r *emRecorder[T]) OnComplete()       { r.end("complete") }
-
-func (r *emRecorder[T]) Request(n int64) { r.subscription().Request(n) }
-func (r *emRecorder[T]) Cancel()         { r.subscription().Cancel() }
-
-func (r *emRecorder[T]) subscription() flow.Subscription {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.sub
-}
-
-func (r *emRecorder[T]) Items() []T {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]T(nil), r.items...)
-}
-
-func (r *emRecorder[T]) Times() []time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]time.Duration(nil), r.times...)
-}
-
-// Result is "complete", "error: <message>", or "open".
-func (r *emRecorder[T]) Result() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.res == "" {
-		return "open"
-	}
-	return r.res
-}
-
-func (r *emRecorder[T]) Done() <-chan struct{} { return r.ch() }
 
 type emDrop[T any] struct {
 	Item   T

@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/flow/flowtest"
 	"github.com/sluicego/sluice/sources"
 )
 
@@ -89,11 +90,11 @@ func TestEmitterTryEmitPolicies(t *testing.T) {
 			if diff := cmp.Diff(tt.before, e.Stats()); diff != "" {
 				t.Errorf("stats before subscribing (-want +got)\n%s", diff)
 			}
-			rec := &emRecorder[int]{Initial: flow.Unbounded}
+			rec := flowtest.NewSubscriber[int](t, flow.Unbounded)
 			e.Publisher().Subscribe(rec)
 			e.Complete()
 			later := e.TryEmit(9)
-			got := []any{rec.Items(), rec.Result(), drops.All(), e.Stats(), later}
+			got := []any{rec.Items(), emResult(rec), drops.All(), e.Stats(), later}
 			want := []any{tt.items, tt.result, tt.drops, tt.after, tt.laterResult}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
@@ -106,7 +107,7 @@ func TestEmitterEmit(t *testing.T) {
 	t.Run("waits for room under Block", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			e := sources.NewEmitter[int](1, flow.Block)
-			rec := &emRecorder[int]{}
+			rec := flowtest.NewSubscriber[int](t, 0)
 			e.Publisher().Subscribe(rec)
 			if err := e.Emit(t.Context(), 0); err != nil {
 				t.Fatalf("Emit(0) = %v", err)
@@ -144,7 +145,7 @@ func TestEmitterEmit(t *testing.T) {
 			if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) != time.Second {
 				t.Fatalf("Emit = %v after %v, want DeadlineExceeded after 1s", err, time.Since(start))
 			}
-			rec := &emRecorder[int]{Initial: flow.Unbounded}
+			rec := flowtest.NewSubscriber[int](t, flow.Unbounded)
 			e.Publisher().Subscribe(rec)
 			want := []any{[]int{0}, []emDrop[int](nil), sources.EmitterStats{Produced: 1, Delivered: 1}}
 			if diff := cmp.Diff(want, []any{rec.Items(), drops.All(), e.Stats()}); diff != "" {
@@ -180,7 +181,7 @@ func TestEmitterEmit(t *testing.T) {
 	t.Run("cancel wakes a waiting Emit with ErrClosed", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			e := sources.NewEmitter[int](1, flow.Block)
-			rec := &emRecorder[int]{}
+			rec := flowtest.NewSubscriber[int](t, 0)
 			e.Publisher().Subscribe(rec)
 			e.TryEmit(0)
 			errc := make(chan error, 1)
@@ -222,10 +223,10 @@ func TestEmitterEmit(t *testing.T) {
 func TestEmitterPublisher(t *testing.T) {
 	t.Run("a second subscriber is rejected", func(t *testing.T) {
 		e := sources.NewEmitter[int](1, flow.Block, sources.Name("em"))
-		e.Publisher().Subscribe(&emRecorder[int]{})
-		second := &emRecorder[int]{}
+		e.Publisher().Subscribe(flowtest.NewSubscriber[int](t, 0))
+		second := flowtest.NewSubscriber[int](t, 0)
 		e.Publisher().Subscribe(second)
-		if got, want := second.Result(), "error: sluice: emitter already has a subscriber: em"; got != want {
+		if got, want := emResult(second), "error: sluice: emitter already has a subscriber: em"; got != want {
 			t.Errorf("second subscriber: %q, want %q", got, want)
 		}
 	})
@@ -234,13 +235,13 @@ func TestEmitterPublisher(t *testing.T) {
 		e.TryEmit(0)
 		e.TryEmit(1)
 		e.Complete()
-		rec := &emRecorder[int]{}
+		rec := flowtest.NewSubscriber[int](t, 0)
 		e.Publisher().Subscribe(rec)
-		before := rec.Result()
+		before := emResult(rec)
 		rec.Request(1)
-		middle := rec.Result()
+		middle := emResult(rec)
 		rec.Request(1)
-		got := []any{before, middle, rec.Items(), rec.Result()}
+		got := []any{before, middle, rec.Items(), emResult(rec)}
 		want := []any{"open", "open", []int{0, 1}, "complete"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("(-want +got)\n%s", diff)
@@ -249,9 +250,9 @@ func TestEmitterPublisher(t *testing.T) {
 	t.Run("an empty completed emitter completes without demand", func(t *testing.T) {
 		e := sources.NewEmitter[int](4, flow.Block)
 		e.Fail(errors.New("gone"))
-		rec := &emRecorder[int]{}
+		rec := flowtest.NewSubscriber[int](t, 0)
 		e.Publisher().Subscribe(rec)
-		if got := rec.Result(); got != "error: gone" {
+		if got := emResult(rec); got != "error: gone" {
 			t.Errorf("Result() = %q, want error: gone", got)
 		}
 	})
@@ -261,11 +262,11 @@ func TestEmitterPublisher(t *testing.T) {
 		for i := range 4 {
 			e.TryEmit(i)
 		}
-		rec := &emRecorder[int]{Initial: 1}
+		rec := flowtest.NewSubscriber[int](t, 1)
 		e.Publisher().Subscribe(rec)
 		rec.Cancel()
 		late := e.TryEmit(9)
-		got := []any{rec.Items(), rec.Result(), drops.All(), late, e.Stats()}
+		got := []any{rec.Items(), emResult(rec), drops.All(), late, e.Stats()}
 		want := []any{[]int{0}, "open",
 			append(emDropsOf(flow.ReasonCancelled, 1, 2, 3), emDropsOf(flow.ReasonClosed, 9)...),
 			sources.Closed,
@@ -280,7 +281,7 @@ func TestEmitterPublisher(t *testing.T) {
 	t.Run("cancel during emission drops the rest", func(t *testing.T) {
 		var drops emDrops[int]
 		e := sources.NewEmitter[int](1, flow.DropNewest, sources.OnDrop(drops.Hook))
-		rec := &emRecorder[int]{Initial: 1, Each: 1, CancelAt: 2}
+		rec := flowtest.NewSubscriber[int](t, 1, flowtest.RequestOnNext(1), flowtest.CancelAfter(2))
 		e.Publisher().Subscribe(rec)
 		var results []sources.EmitResult
 		for i := range 4 {
@@ -319,11 +320,11 @@ func TestEmitterPublisher(t *testing.T) {
 	t.Run("Request(0) fails the stream", func(t *testing.T) {
 		e := sources.NewEmitter[int](2, flow.Block)
 		e.TryEmit(0)
-		rec := &emRecorder[int]{}
+		rec := flowtest.NewSubscriber[int](t, 0)
 		e.Publisher().Subscribe(rec)
 		rec.Request(0)
 		want := "error: sluice: non-positive subscription request (rule 3.9): Request(0)"
-		if got := rec.Result(); got != want {
+		if got := emResult(rec); got != want {
 			t.Errorf("Result() = %q, want %q", got, want)
 		}
 		if got := e.TryEmit(1); got != sources.Closed {
@@ -359,7 +360,7 @@ func TestEmitterNoLostWakeups(t *testing.T) {
 	const producers, perProducer = 4, 2000
 	for _, capacity := range []int{1, 2, 3} {
 		e := sources.NewEmitter[[2]int](capacity, flow.Block)
-		rec := &emRecorder[[2]int]{Initial: 1, Each: 1}
+		rec := flowtest.NewSubscriber[[2]int](t, 1, flowtest.RequestOnNext(1), flowtest.Timeout(20*time.Second))
 		ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
 		var wg sync.WaitGroup
 		errs := make(chan error, producers)
@@ -376,10 +377,7 @@ func TestEmitterNoLostWakeups(t *testing.T) {
 		go e.Publisher().Subscribe(rec) // subscribe while producers wait
 		wg.Wait()
 		e.Complete()
-		select {
-		case <-rec.Done():
-		case <-ctx.Done():
-		}
+		rec.AwaitTerminated()
 		cancel()
 		close(errs)
 		for err := range errs {
@@ -397,7 +395,7 @@ func TestEmitterNoLostWakeups(t *testing.T) {
 				t.Errorf("capacity %d: producer %d: %d items delivered, want %d", capacity, p, n, perProducer)
 			}
 		}
-		if got := rec.Result(); got != "complete" {
+		if got := emResult(rec); got != "complete" {
 			t.Errorf("capacity %d: Result() = %q", capacity, got)
 		}
 	}
@@ -414,7 +412,7 @@ func TestEmitterAccountingUnderRace(t *testing.T) {
 		cancelIt := rng.IntN(3) == 0
 		var drops emDrops[int]
 		e := sources.NewEmitter[int](capacity, policy, sources.OnDrop(drops.Hook))
-		rec := &emRecorder[int]{}
+		rec := flowtest.NewSubscriber[int](t, 0)
 		e.Publisher().Subscribe(rec)
 		var produced sync.Map // items not handed back
 		var wg sync.WaitGroup
@@ -449,7 +447,7 @@ func TestEmitterAccountingUnderRace(t *testing.T) {
 		e.Complete()
 		rec.Request(flow.Unbounded)
 		if !cancelIt {
-			<-rec.Done()
+			rec.AwaitTerminated()
 		}
 		var want []int
 		produced.Range(func(k, _ any) bool { want = append(want, k.(int)); return true })

@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/flow/flowtest"
 	"github.com/sluicego/sluice/sources"
 )
 
@@ -14,14 +15,14 @@ import (
 // script drive the subscriber, then cancels and returns the ticks received
 // (as offsets from the start), when they arrived, the result, and the
 // drops (as offsets).
-func tickerRun(t *testing.T, policy flow.Overflow, script func(rec *emRecorder[time.Time])) (ticks, arrivals []time.Duration, result string, drops []emDrop[time.Duration]) {
+func tickerRun(t *testing.T, policy flow.Overflow, script func(rec *flowtest.Subscriber[time.Time])) (ticks, arrivals []time.Duration, result string, drops []emDrop[time.Duration]) {
 	t.Helper()
 	start := time.Now()
 	var hook emDrops[time.Time]
-	rec := &emRecorder[time.Time]{Start: start}
+	rec := flowtest.NewSubscriber[time.Time](t, 0)
 	sources.Ticker(10*time.Millisecond, policy, sources.Name("tk"), sources.OnDrop(hook.Hook)).Subscribe(rec)
 	script(rec)
-	result = rec.Result()
+	result = emResult(rec)
 	rec.Cancel()
 	for _, v := range rec.Items() {
 		ticks = append(ticks, v.Sub(start))
@@ -29,14 +30,14 @@ func tickerRun(t *testing.T, policy flow.Overflow, script func(rec *emRecorder[t
 	for _, d := range hook.All() {
 		drops = append(drops, emDrop[time.Duration]{d.Item.Sub(start), d.Reason})
 	}
-	return ticks, rec.Times(), result, drops
+	return ticks, emTimes(rec, start), result, drops
 }
 
 func TestTicker(t *testing.T) {
 	ms := time.Millisecond
 	t.Run("DropOldest keeps the latest tick while there is no demand", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			ticks, arrivals, result, drops := tickerRun(t, flow.DropOldest, func(rec *emRecorder[time.Time]) {
+			ticks, arrivals, result, drops := tickerRun(t, flow.DropOldest, func(rec *flowtest.Subscriber[time.Time]) {
 				rec.Request(1)
 				time.Sleep(45 * ms)
 				rec.Request(1)
@@ -55,7 +56,7 @@ func TestTicker(t *testing.T) {
 	})
 	t.Run("DropNewest keeps the earliest", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			ticks, _, _, drops := tickerRun(t, flow.DropNewest, func(rec *emRecorder[time.Time]) {
+			ticks, _, _, drops := tickerRun(t, flow.DropNewest, func(rec *flowtest.Subscriber[time.Time]) {
 				time.Sleep(35 * ms)
 				rec.Request(1)
 			})
@@ -71,7 +72,7 @@ func TestTicker(t *testing.T) {
 	})
 	t.Run("Fail ends the stream after the pending tick", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			ticks, arrivals, result, drops := tickerRun(t, flow.Fail, func(rec *emRecorder[time.Time]) {
+			ticks, arrivals, result, drops := tickerRun(t, flow.Fail, func(rec *flowtest.Subscriber[time.Time]) {
 				time.Sleep(25 * ms)
 				rec.Request(5)
 			})
@@ -89,7 +90,7 @@ func TestTicker(t *testing.T) {
 	})
 	t.Run("Block holds the ticking goroutine until there is room", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
-			ticks, arrivals, _, drops := tickerRun(t, flow.Block, func(rec *emRecorder[time.Time]) {
+			ticks, arrivals, _, drops := tickerRun(t, flow.Block, func(rec *flowtest.Subscriber[time.Time]) {
 				time.Sleep(45 * ms)
 				rec.Request(2)
 				synctest.Wait()
@@ -112,15 +113,15 @@ func TestTicker(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			pub := sources.Ticker(10*ms, flow.DropOldest)
 			start := time.Now()
-			a := &emRecorder[time.Time]{Initial: 2, Start: start}
+			a := flowtest.NewSubscriber[time.Time](t, 2)
 			pub.Subscribe(a)
 			time.Sleep(5 * ms)
-			b := &emRecorder[time.Time]{Initial: 2, Start: start}
+			b := flowtest.NewSubscriber[time.Time](t, 2)
 			pub.Subscribe(b)
 			time.Sleep(30 * ms)
 			a.Cancel()
 			b.Cancel()
-			got := []any{a.Times(), b.Times()}
+			got := []any{emTimes(a, start), emTimes(b, start)}
 			want := []any{[]time.Duration{10 * ms, 20 * ms}, []time.Duration{15 * ms, 25 * ms}}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)

@@ -177,6 +177,7 @@ type Subscriber[T any] struct {
 	queued     []int64 // requests made before OnSubscribe
 	cancelled  bool
 	signals    []Signal[T]
+	times      []time.Time // arrival time of each item, by index
 	items      int64
 	requested  int64
 	terminal   bool
@@ -298,6 +299,7 @@ func (s *Subscriber[T]) OnNext(item T) {
 	if s.requested != flow.Unbounded && s.items > s.requested {
 		s.violateLocked("OnNext(%v) is item %d, but only %d were requested (rule 1.1)", item, s.items, s.requested)
 	}
+	s.times = append(s.times, time.Now())
 	s.recordLocked(Signal[T]{Kind: OnNext, Item: item})
 	n, cancelled := s.items, s.cancelled
 	s.mu.Unlock()
@@ -413,6 +415,17 @@ func (s *Subscriber[T]) Items() []T {
 		}
 	}
 	return items
+}
+
+// ItemTimes returns a copy of the arrival time of each item received so
+// far, in order: times[i] is time.Now when the i-th OnNext was recorded.
+// It is for timing tests under testing/synctest, where time.Now is the
+// bubble's fake clock, so the times are exact. It is goroutine-safe and
+// costs one allocation and a copy.
+func (s *Subscriber[T]) ItemTimes() []time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]time.Time(nil), s.times...)
 }
 
 // Err returns the error of the OnError that ended the stream, or nil.

@@ -421,6 +421,28 @@ func TestSubscriberAwaitsInASynctestBubble(t *testing.T) {
 	})
 }
 
+func TestSubscriberItemTimesUseTheFakeClock(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		sub := NewSubscriber[int64](t, 10)
+		if got := sub.ItemTimes(); len(got) != 0 {
+			t.Errorf("ItemTimes before any item = %v, want none", got)
+		}
+		ticker(3, 100*time.Millisecond).Subscribe(sub)
+		if !sub.AwaitCompleted() {
+			t.Fatal("AwaitCompleted failed")
+		}
+		want := []time.Time{
+			start.Add(100 * time.Millisecond),
+			start.Add(200 * time.Millisecond),
+			start.Add(300 * time.Millisecond),
+		}
+		if diff := cmp.Diff(want, sub.ItemTimes()); diff != "" {
+			t.Errorf("ItemTimes (-want +got):\n%s", diff)
+		}
+	})
+}
+
 func TestSubscriberAwaitTimeouts(t *testing.T) {
 	tests := []struct {
 		name  string

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/flow/flowtest"
 	"github.com/sluicego/sluice/operators"
 )
 
@@ -118,7 +119,7 @@ func TestBatchBySize(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			src := &btSource{n: tt.n, err: tt.err}
 			var drops btDrops[int]
-			rec := &btRecorder[[]int]{Initial: tt.initial, Each: tt.each, CancelAfter: tt.cancelAt}
+			rec := flowtest.NewSubscriber[[]int](t, tt.initial, btOpts(tt.each, tt.cancelAt)...)
 			operators.Batch[int](src, tt.size, 0, operators.OnDrop(drops.Hook)).Subscribe(rec)
 			for _, n := range tt.later {
 				rec.Request(n)
@@ -126,7 +127,7 @@ func TestBatchBySize(t *testing.T) {
 			if tt.cancel {
 				rec.Cancel()
 			}
-			got := batchResult{Batches: rec.Items(), Result: rec.Result(), Requests: src.Requests(), Drops: drops.All()}
+			got := batchResult{Batches: btItems(rec), Result: btResult(rec), Requests: src.Requests(), Drops: drops.All()}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
@@ -136,10 +137,10 @@ func TestBatchBySize(t *testing.T) {
 
 func TestBatchLargerThanItsInitialAllocation(t *testing.T) {
 	for _, maxWait := range []time.Duration{0, time.Hour} {
-		rec := &btRecorder[[]int]{Initial: unb}
+		rec := flowtest.NewSubscriber[[]int](t, unb)
 		operators.Batch[int](&btSource{n: 12000}, 5000, maxWait).Subscribe(rec)
 		want := [][]int{btInts(0, 5000), btInts(5000, 10000), btInts(10000, 12000)}
-		if diff := cmp.Diff(want, rec.Items()); diff != "" {
+		if diff := cmp.Diff(want, btItems(rec)); diff != "" {
 			t.Errorf("maxWait %v: (-want +got)\n%s", maxWait, diff)
 		}
 	}
@@ -148,7 +149,7 @@ func TestBatchLargerThanItsInitialAllocation(t *testing.T) {
 func TestBatchNonPositiveRequest(t *testing.T) {
 	src := &btSource{n: 10}
 	var drops btDrops[int]
-	rec := &btRecorder[[]int]{}
+	rec := flowtest.NewSubscriber[[]int](t, 0)
 	operators.Batch[int](src, 4, 0, operators.OnDrop(drops.Hook)).Subscribe(rec)
 	rec.Request(-1)
 	if err := rec.Err(); !errors.Is(err, flow.ErrNonPositiveRequest) {
@@ -177,12 +178,12 @@ func TestBatchBoundsUpstreamRequests(t *testing.T) {
 		requested.Add(k)
 		check()
 	}}
-	rec := &btRecorder[[]int]{Initial: 1, Each: 1, OnItem: func([]int) { received.Add(1) }}
-	operators.Batch[int](src, size, 0).Subscribe(rec)
-	rec.Await(t)
+	rec := flowtest.NewSubscriber[[]int](t, 1, flowtest.RequestOnNext(1), btWait)
+	operators.Batch[int](src, size, 0).Subscribe(btHook(rec, func([]int) { received.Add(1) }))
+	btAwait(t, rec)
 	src.Wait()
 	var all []int
-	for _, b := range rec.Items() {
+	for _, b := range btItems(rec) {
 		if len(b) == 0 || len(b) > size {
 			t.Fatalf("batch of %d items", len(b))
 		}
@@ -242,10 +243,10 @@ func TestBatchWeighted(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var drops btDrops[int]
-			rec := &btRecorder[[]int]{Initial: unb}
+			rec := flowtest.NewSubscriber[[]int](t, unb)
 			operators.BatchWeighted[int](&btSource{items: tt.items}, tt.max, weight, 0,
 				operators.Name("bw"), operators.OnDrop(drops.Hook)).Subscribe(rec)
-			got := batchResult{Batches: rec.Items(), Result: rec.Result(), Drops: drops.All()}
+			got := batchResult{Batches: btItems(rec), Result: btResult(rec), Drops: drops.All()}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
@@ -254,7 +255,7 @@ func TestBatchWeighted(t *testing.T) {
 }
 
 func TestBatchWeightedPanicIsAPanicError(t *testing.T) {
-	rec := &btRecorder[[]int]{Initial: unb}
+	rec := flowtest.NewSubscriber[[]int](t, unb)
 	src := &btSource{n: 10}
 	operators.BatchWeighted[int](src, 100, func(v int) int64 {
 		if v == 5 {
@@ -266,7 +267,7 @@ func TestBatchWeightedPanicIsAPanicError(t *testing.T) {
 	if err := rec.Err(); !errors.As(err, &pe) || pe.Value != "bad item 5" {
 		t.Fatalf("Err() = %v, want a *flow.PanicError", err)
 	}
-	got := []any{rec.Items(), src.Cancels()}
+	got := []any{btItems(rec), src.Cancels()}
 	want := []any{[][]int{{0, 1, 2, 3, 4}}, 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
@@ -278,13 +279,13 @@ func TestBatchWeightedPanicIsAPanicError(t *testing.T) {
 // batch is full, and then holds it.
 func TestBatchWeightedRequestsInChunks(t *testing.T) {
 	src := &btSource{n: 1000}
-	rec := &btRecorder[[]int]{Initial: 1}
+	rec := flowtest.NewSubscriber[[]int](t, 1)
 	operators.BatchWeighted[int](src, 100, func(int) int64 { return 1 }, 0, operators.Prefetch(8)).Subscribe(rec)
 	var sizes []int
-	for _, b := range rec.Items() {
+	for _, b := range btItems(rec) {
 		sizes = append(sizes, len(b))
 	}
-	got := []any{sizes, rec.Result()}
+	got := []any{sizes, btResult(rec)}
 	want := []any{[]int{100}, "open"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
@@ -311,11 +312,12 @@ func TestBatchTimer(t *testing.T) {
 				gaps: []time.Duration{0, 10 * ms, 10 * ms, 180 * ms, 50 * ms},
 				end:  time.Second,
 			}
-			rec := &btRecorder[[]int]{Initial: unb, Start: time.Now()}
+			start := time.Now()
+			rec := flowtest.NewSubscriber[[]int](t, unb, btWait)
 			operators.Batch[int](src, 3, 100*ms).Subscribe(rec)
-			rec.Await(t)
+			btAwait(t, rec)
 			src.Wait()
-			got := []any{rec.Items(), rec.Times(), rec.Result()}
+			got := []any{btItems(rec), btTimes(rec, start), btResult(rec)}
 			want := []any{
 				[][]int{{0, 1, 2}, {3, 4}},
 				[]time.Duration{20 * ms, 300 * ms},
@@ -332,19 +334,20 @@ func TestBatchTimer(t *testing.T) {
 				gaps: []time.Duration{0, 10 * ms, 140 * ms, 10 * ms},
 				end:  time.Second,
 			}
-			rec := &btRecorder[[]int]{Start: time.Now()}
+			start := time.Now()
+			rec := flowtest.NewSubscriber[[]int](t, 0, btWait)
 			operators.Batch[int](src, 3, 100*ms).Subscribe(rec)
 			time.Sleep(500 * ms)
 			synctest.Wait()
-			if got := rec.Result(); got != "open" {
+			if got := btResult(rec); got != "open" {
 				t.Fatalf("Result() = %q before demand, want open (never fail for lack of demand)", got)
 			}
 			rec.Request(1) // [0 1 2], full since 150ms
 			time.Sleep(200 * ms)
 			rec.Request(1) // [3], whose timer fired at 600ms without demand
-			rec.Await(t)
+			btAwait(t, rec)
 			src.Wait()
-			got := []any{rec.Items(), rec.Times(), rec.Result()}
+			got := []any{btItems(rec), btTimes(rec, start), btResult(rec)}
 			want := []any{
 				[][]int{{0, 1, 2}, {3}},
 				[]time.Duration{500 * ms, 700 * ms},
@@ -361,11 +364,12 @@ func TestBatchTimer(t *testing.T) {
 				gaps: []time.Duration{0, 10 * ms, 80 * ms, 15 * ms},
 				end:  time.Second,
 			}
-			rec := &btRecorder[[]int]{Initial: unb, Start: time.Now()}
+			start := time.Now()
+			rec := flowtest.NewSubscriber[[]int](t, unb, btWait)
 			operators.Batch[int](src, 2, 100*ms).Subscribe(rec)
-			rec.Await(t)
+			btAwait(t, rec)
 			src.Wait()
-			got := []any{rec.Items(), rec.Times()}
+			got := []any{btItems(rec), btTimes(rec, start)}
 			want := []any{[][]int{{0, 1}, {2, 3}}, []time.Duration{10 * ms, 105 * ms}}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
@@ -376,12 +380,12 @@ func TestBatchTimer(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			src := &btTimedSource{gaps: []time.Duration{0, 10 * ms, time.Second}}
 			var drops btDrops[int]
-			rec := &btRecorder[[]int]{Initial: unb}
+			rec := flowtest.NewSubscriber[[]int](t, unb)
 			operators.Batch[int](src, 5, time.Minute, operators.OnDrop(drops.Hook)).Subscribe(rec)
 			time.Sleep(50 * ms)
 			rec.Cancel()
 			synctest.Wait()
-			got := []any{drops.All(), rec.Items(), rec.Result()}
+			got := []any{drops.All(), btItems(rec), btResult(rec)}
 			want := []any{btDropsOf(flow.ReasonCancelled, 0, 1), [][]int(nil), "open"}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
@@ -392,11 +396,12 @@ func TestBatchTimer(t *testing.T) {
 	t.Run("upstream error delivers the timed partial batch first", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			src := &btTimedSource{gaps: []time.Duration{0, 10 * ms}, end: 20 * ms, err: errBoom}
-			rec := &btRecorder[[]int]{Initial: unb, Start: time.Now()}
+			start := time.Now()
+			rec := flowtest.NewSubscriber[[]int](t, unb, btWait)
 			operators.Batch[int](src, 5, time.Minute).Subscribe(rec)
-			rec.Await(t)
+			btAwait(t, rec)
 			src.Wait()
-			got := []any{rec.Items(), rec.Times(), rec.Result()}
+			got := []any{btItems(rec), btTimes(rec, start), btResult(rec)}
 			want := []any{[][]int{{0, 1}}, []time.Duration{30 * ms}, "error: boom"}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
@@ -406,11 +411,12 @@ func TestBatchTimer(t *testing.T) {
 	t.Run("weighted", func(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			src := &btTimedSource{gaps: []time.Duration{0, 10 * ms, 10 * ms, 200 * ms}, end: time.Second}
-			rec := &btRecorder[[]int]{Initial: unb, Start: time.Now()}
+			start := time.Now()
+			rec := flowtest.NewSubscriber[[]int](t, unb, btWait)
 			operators.BatchWeighted[int](src, 100, func(int) int64 { return 10 }, 50*ms).Subscribe(rec)
-			rec.Await(t)
+			btAwait(t, rec)
 			src.Wait()
-			got := []any{rec.Items(), rec.Times()}
+			got := []any{btItems(rec), btTimes(rec, start)}
 			want := []any{[][]int{{0, 1, 2}, {3}}, []time.Duration{50 * ms, 270 * ms}}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)

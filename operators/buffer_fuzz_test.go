@@ -14,6 +14,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/flow/flowtest"
 	"github.com/sluicego/sluice/operators"
 )
 
@@ -57,7 +58,7 @@ func runBufferScript(t *testing.T, policy flow.Overflow, capacity, n, cancelAt i
 	src := &btAsyncSource{n: n}
 	var drops btDrops[int]
 	pub := operators.Buffer[int](&btCountingSource{src: src, emitted: &emitted}, capacity, policy, operators.OnDrop(drops.Hook))
-	rec := &btRecorder[int]{CancelAfter: cancelAt}
+	rec := flowtest.NewSubscriber[int](t, 0, btOpts(0, cancelAt)...)
 	pub.Subscribe(rec)
 	cancelled := false
 
@@ -66,7 +67,7 @@ func runBufferScript(t *testing.T, policy flow.Overflow, capacity, n, cancelAt i
 		synctest.Wait()
 		st := pub.(operators.StatsReporter).Stats()
 		got := []any{st.Produced, st.Delivered, st.Dropped}
-		want := []any{emitted.Load(), int64(len(rec.Items())), drops.Counts()}
+		want := []any{emitted.Load(), int64(len(btItems(rec))), drops.Counts()}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("%s (policy %v, capacity %d, n %d): counters differ from what was seen (-seen +stats)\n%s",
 				when, policy, capacity, n, diff)
@@ -99,10 +100,10 @@ func runBufferScript(t *testing.T, policy flow.Overflow, capacity, n, cancelAt i
 		rec.Request(flow.Unbounded)
 	}
 	synctest.Wait()
-	cancelledInOnNext := rec.CancelAfter > 0 && len(rec.Items()) >= rec.CancelAfter
+	cancelledInOnNext := cancelAt > 0 && len(btItems(rec)) >= cancelAt
 	if !cancelled && !cancelledInOnNext {
 		// Nobody cancelled and demand is unbounded: the stream has ended.
-		res := rec.Result()
+		res := btResult(rec)
 		if res != "complete" && !(policy == flow.Fail && errors.Is(rec.Err(), flow.ErrOverflow)) {
 			t.Fatalf("stream did not end: %s", res)
 		}
@@ -111,7 +112,7 @@ func runBufferScript(t *testing.T, policy flow.Overflow, capacity, n, cancelAt i
 	src.Wait()
 	check("end")
 
-	delivered := rec.Items()
+	delivered := btItems(rec)
 	if !slices.IsSorted(delivered) {
 		t.Fatalf("delivered items out of order: %v", delivered)
 	}
@@ -169,7 +170,7 @@ func TestBufferAccountingUnderRace(t *testing.T) {
 		src := &btAsyncSource{n: n}
 		var drops btDrops[int]
 		pub := operators.Buffer[int](&btCountingSource{src: src, emitted: &emitted}, capacity, policy, operators.OnDrop(drops.Hook))
-		rec := &btRecorder[int]{}
+		rec := flowtest.NewSubscriber[int](t, 0, btWait)
 		pub.Subscribe(rec)
 		var wg sync.WaitGroup
 		seed := rng.Uint64()
@@ -193,12 +194,12 @@ func TestBufferAccountingUnderRace(t *testing.T) {
 		}
 		wg.Wait()
 		if !cancel {
-			rec.Await(t)
+			btAwait(t, rec)
 		}
 		rec.Cancel()
 		src.Wait()
 		st := pub.(operators.StatsReporter).Stats()
-		delivered := rec.Items()
+		delivered := btItems(rec)
 		got := []any{st.Produced, st.Delivered, st.Dropped, st.Buffered}
 		want := []any{emitted.Load(), int64(len(delivered)), drops.Counts(), int64(0)}
 		if diff := cmp.Diff(want, got); diff != "" {

@@ -1,7 +1,8 @@
 package operators_test
 
-// Test publishers and subscribers for the Batch, Buffer and LimitRate
-// tests. They are local so that these tests depend only on package flow.
+// Test publishers for the Batch, Buffer, LimitRate, PublishOn and
+// SubscribeOn tests, and small helpers around flowtest.Subscriber, the
+// subscriber these tests record with.
 
 import (
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/flow/flowtest"
 )
 
 var errBoom = errors.New("boom")
@@ -185,148 +187,93 @@ func (b *btAsyncSubscription) Cancel() {
 	b.poke()
 }
 
-// btRecorder is a subscriber that records what it receives. It requests
-// Initial in OnSubscribe and Each after every item (0 for none), and
-// cancels after CancelAfter items (0 for never). Safe for signals from
-// any goroutine, as long as they are serial.
-type btRecorder[T any] struct {
-	Initial     int64
-	Each        int64
-	CancelAfter int
-	// Start, when set, makes the recorder log the time of each item
-	// since Start (used under testing/synctest).
-	Start time.Time
-	// OnItem, if set, is called at the start of each OnNext.
-	OnItem func(T)
+// btWait is the Await timeout of the subscribers whose tests wait for
+// the end of the stream.
+var btWait = flowtest.Timeout(10 * time.Second)
 
-	mu    sync.Mutex
-	sub   flow.Subscription
-	items []T
-	times []time.Duration
-	err   error
-	ended bool
-	log   []string
-	done  chan struct{}
-	once  sync.Once
+// btOpts returns the flowtest options for a subscriber that requests each
+// after every item (0 for never) and cancels in its cancelAt-th OnNext
+// (0 for never), for table tests whose zero values mean "not set".
+func btOpts(each int64, cancelAt int) []flowtest.Option {
+	var opts []flowtest.Option
+	if each > 0 {
+		opts = append(opts, flowtest.RequestOnNext(each))
+	}
+	if cancelAt > 0 {
+		opts = append(opts, flowtest.CancelAfter(int64(cancelAt)))
+	}
+	return opts
 }
 
-func (r *btRecorder[T]) init() {
-	r.once.Do(func() { r.done = make(chan struct{}) })
+// btItems returns the items that s received, nil when there are none
+// (the tests compare it with nil slices).
+func btItems[T any](s *flowtest.Subscriber[T]) []T {
+	if items := s.Items(); len(items) > 0 {
+		return items
+	}
+	return nil
 }
 
-func (r *btRecorder[T]) OnSubscribe(s flow.Subscription) {
-	r.init()
-	r.mu.Lock()
-	r.sub = s
-	r.mu.Unlock()
-	if r.Initial > 0 {
-		s.Request(r.Initial)
+// btAwait waits for the terminal signal of s and stops the test if none
+// comes within s's timeout.
+func btAwait[T any](t testing.TB, s *flowtest.Subscriber[T]) {
+	t.Helper()
+	if !s.AwaitTerminated() {
+		t.FailNow()
 	}
 }
 
-func (r *btRecorder[T]) OnNext(v T) {
-	if r.OnItem != nil {
-		r.OnItem(v)
-	}
-	r.mu.Lock()
-	if r.ended {
-		r.log = append(r.log, "OnNext after terminal")
-	}
-	r.items = append(r.items, v)
-	if !r.Start.IsZero() {
-		r.times = append(r.times, time.Since(r.Start))
-	}
-	n := len(r.items)
-	s := r.sub
-	r.mu.Unlock()
-	if r.CancelAfter > 0 && n == r.CancelAfter {
-		s.Cancel()
-		return
-	}
-	if r.Each > 0 {
-		s.Request(r.Each)
-	}
-}
-
-func (r *btRecorder[T]) OnError(err error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ended {
-		r.log = append(r.log, "second terminal: "+err.Error())
-		return
-	}
-	r.ended, r.err = true, err
-	close(r.done)
-}
-
-func (r *btRecorder[T]) OnComplete() {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.ended {
-		r.log = append(r.log, "second terminal: complete")
-		return
-	}
-	r.ended = true
-	close(r.done)
-}
-
-func (r *btRecorder[T]) Request(n int64) { r.subscription().Request(n) }
-func (r *btRecorder[T]) Cancel()         { r.subscription().Cancel() }
-
-func (r *btRecorder[T]) subscription() flow.Subscription {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.sub
-}
-
-// Items returns the items received so far.
-func (r *btRecorder[T]) Items() []T {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]T(nil), r.items...)
-}
-
-// Times returns when each item arrived, since Start.
-func (r *btRecorder[T]) Times() []time.Duration {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return append([]time.Duration(nil), r.times...)
-}
-
-// Result describes the end of the stream: "complete", "error: <msg>", or
-// "open" when no terminal signal came, plus any protocol violation seen.
-func (r *btRecorder[T]) Result() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	out := "open"
+// btResult describes the end of the stream that s subscribed to:
+// "complete", "error: <msg>", or "open" when no terminal signal came.
+func btResult[T any](s *flowtest.Subscriber[T]) string {
 	switch {
-	case r.ended && r.err != nil:
-		out = "error: " + r.err.Error()
-	case r.ended:
-		out = "complete"
+	case s.Completed():
+		return "complete"
+	case s.Err() != nil:
+		return "error: " + s.Err().Error()
 	}
-	for _, l := range r.log {
-		out += "; " + l
+	return "open"
+}
+
+// btTimes returns when each item that s received arrived, as offsets from
+// start (exact under testing/synctest).
+func btTimes[T any](s *flowtest.Subscriber[T], start time.Time) []time.Duration {
+	var out []time.Duration
+	for _, at := range s.ItemTimes() {
+		out = append(out, at.Sub(start))
 	}
 	return out
 }
 
-// Err returns the error received, if any.
-func (r *btRecorder[T]) Err() error {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.err
+// btHooked is a flowtest.Subscriber that calls onItem (if set) at the
+// start of each OnNext, before the item is recorded, and closes ended at
+// the first terminal signal.
+type btHooked[T any] struct {
+	*flowtest.Subscriber[T]
+	onItem func(T)
+	ended  chan struct{}
+	once   sync.Once
 }
 
-// Await waits for the terminal signal.
-func (r *btRecorder[T]) Await(t testing.TB) {
-	t.Helper()
-	r.init()
-	select {
-	case <-r.done:
-	case <-time.After(10 * time.Second):
-		t.Fatalf("no terminal signal; got %d items", len(r.Items()))
+func btHook[T any](s *flowtest.Subscriber[T], onItem func(T)) *btHooked[T] {
+	return &btHooked[T]{Subscriber: s, onItem: onItem, ended: make(chan struct{})}
+}
+
+func (h *btHooked[T]) OnNext(v T) {
+	if h.onItem != nil {
+		h.onItem(v)
 	}
+	h.Subscriber.OnNext(v)
+}
+
+func (h *btHooked[T]) OnError(err error) {
+	h.Subscriber.OnError(err)
+	h.once.Do(func() { close(h.ended) })
+}
+
+func (h *btHooked[T]) OnComplete() {
+	h.Subscriber.OnComplete()
+	h.once.Do(func() { close(h.ended) })
 }
 
 // btDrops is an OnDrop hook that records every drop.

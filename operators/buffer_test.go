@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/flow/flowtest"
 	"github.com/sluicego/sluice/operators"
 )
 
@@ -39,7 +40,7 @@ func (c bufferCase) run(t *testing.T, policy flow.Overflow) bufferWant {
 	src := &btSource{n: c.n, err: c.err}
 	var drops btDrops[int]
 	pub := operators.Buffer[int](src, c.capacity, policy, operators.Name("buf"), operators.OnDrop(drops.Hook))
-	rec := &btRecorder[int]{Initial: c.initial, Each: c.each, CancelAfter: c.cancelAt}
+	rec := flowtest.NewSubscriber[int](t, c.initial, btOpts(c.each, c.cancelAt)...)
 	pub.Subscribe(rec)
 	if c.later > 0 {
 		rec.Request(c.later)
@@ -48,8 +49,8 @@ func (c bufferCase) run(t *testing.T, policy flow.Overflow) bufferWant {
 		rec.Cancel()
 	}
 	return bufferWant{
-		Items:    rec.Items(),
-		Result:   rec.Result(),
+		Items:    btItems(rec),
+		Result:   btResult(rec),
 		Drops:    drops.All(),
 		Stats:    pub.(operators.StatsReporter).Stats(),
 		Requests: src.Requests(),
@@ -264,13 +265,13 @@ func TestBufferPolicies(t *testing.T) {
 func TestBufferHoldsItemsWithoutDemand(t *testing.T) {
 	src := &btSource{n: 10}
 	pub := operators.Buffer[int](src, 4, flow.DropNewest)
-	rec := &btRecorder[int]{}
+	rec := flowtest.NewSubscriber[int](t, 0)
 	pub.Subscribe(rec)
 	want := operators.BufferStats{Produced: 10, Buffered: 4, Dropped: map[flow.DropReason]int64{flow.ReasonNewest: 6}}
 	if diff := cmp.Diff(want, pub.(operators.StatsReporter).Stats()); diff != "" {
 		t.Errorf("stats before demand (-want +got)\n%s", diff)
 	}
-	if got := rec.Result(); got != "open" {
+	if got := btResult(rec); got != "open" {
 		t.Errorf("Result() = %q before demand, want open", got)
 	}
 }
@@ -279,14 +280,14 @@ func TestBufferNonPositiveRequestEndsTheStream(t *testing.T) {
 	src := &btSource{n: 10}
 	var drops btDrops[int]
 	pub := operators.Buffer[int](src, 3, flow.Block, operators.OnDrop(drops.Hook))
-	rec := &btRecorder[int]{}
+	rec := flowtest.NewSubscriber[int](t, 0)
 	pub.Subscribe(rec)
 	rec.Request(0)
 	rec.Request(5) // ignored: the subscription is over
 	if err := rec.Err(); !errors.Is(err, flow.ErrNonPositiveRequest) {
 		t.Fatalf("Err() = %v, want ErrNonPositiveRequest", err)
 	}
-	got := []any{rec.Items(), drops.All(), src.Cancels()}
+	got := []any{btItems(rec), drops.All(), src.Cancels()}
 	want := []any{[]int(nil), btDropsOf(flow.ReasonCancelled, 0, 1, 2), 1}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
@@ -301,7 +302,7 @@ func TestBufferHookPanicFailsTheStream(t *testing.T) {
 		}
 	}
 	pub := operators.Buffer[int](src, 2, flow.DropNewest, operators.Name("buf"), operators.OnDrop(hook))
-	rec := &btRecorder[int]{}
+	rec := flowtest.NewSubscriber[int](t, 0)
 	pub.Subscribe(rec)
 	rec.Request(10)
 	if got := src.Cancels(); got != 1 {
@@ -327,7 +328,7 @@ func TestBufferRejectsASecondOnSubscribe(t *testing.T) {
 		s.OnSubscribe(&first)
 		s.OnSubscribe(&second)
 	}), 2, flow.Block)
-	pub.Subscribe(&btRecorder[int]{})
+	pub.Subscribe(flowtest.NewSubscriber[int](t, 0))
 	if !second.cancelled || first.cancelled {
 		t.Errorf("second subscription cancelled = %v, first = %v; want true, false (rule 2.5)", second.cancelled, first.cancelled)
 	}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/sluicego/sluice/flow/flowtest"
 	"github.com/sluicego/sluice/operators"
 )
 
@@ -41,9 +42,9 @@ func TestLimitRateRequests(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			src := &btSource{n: tt.n}
-			rec := &btRecorder[int]{Initial: tt.initial, Each: tt.each}
+			rec := flowtest.NewSubscriber[int](t, tt.initial, btOpts(tt.each, 0)...)
 			operators.LimitRate[int](src, tt.high, tt.low).Subscribe(rec)
-			got := []any{rec.Items(), rec.Result(), src.Requests()}
+			got := []any{btItems(rec), btResult(rec), src.Requests()}
 			want := []any{btInts(0, tt.n), "complete", tt.want}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
@@ -55,7 +56,7 @@ func TestLimitRateRequests(t *testing.T) {
 func TestLimitRatePrefetchesHighBeforeDemand(t *testing.T) {
 	src := &btSource{n: 100}
 	pub := operators.LimitRate[int](src, 16, 4)
-	rec := &btRecorder[int]{}
+	rec := flowtest.NewSubscriber[int](t, 0)
 	pub.Subscribe(rec)
 	got := []any{src.Requests(), pub.(operators.StatsReporter).Stats()}
 	want := []any{[]int64{16}, operators.BufferStats{Produced: 16, Buffered: 16}}
@@ -63,7 +64,7 @@ func TestLimitRatePrefetchesHighBeforeDemand(t *testing.T) {
 		t.Errorf("(-want +got)\n%s", diff)
 	}
 	rec.Request(5)
-	got = []any{rec.Items(), src.Requests(), pub.(operators.StatsReporter).Stats()}
+	got = []any{btItems(rec), src.Requests(), pub.(operators.StatsReporter).Stats()}
 	want = []any{btInts(0, 5), []int64{16, 4}, operators.BufferStats{Produced: 20, Delivered: 5, Buffered: 15}}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("after Request(5) (-want +got)\n%s", diff)
@@ -84,11 +85,11 @@ func TestLimitRateBoundsOutstandingRequests(t *testing.T) {
 			}
 		}
 	}}
-	rec := &btRecorder[int]{Initial: unb, OnItem: func(int) { delivered.Add(1) }}
-	operators.LimitRate[int](src, high, low).Subscribe(rec)
-	rec.Await(t)
+	rec := flowtest.NewSubscriber[int](t, unb, btWait)
+	operators.LimitRate[int](src, high, low).Subscribe(btHook(rec, func(int) { delivered.Add(1) }))
+	btAwait(t, rec)
 	src.Wait()
-	got := []any{rec.Items(), rec.Result()}
+	got := []any{btItems(rec), btResult(rec)}
 	want := []any{btInts(0, n), "complete"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)

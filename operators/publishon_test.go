@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/flow/flowtest"
 	"github.com/sluicego/sluice/operators"
 	"github.com/sluicego/sluice/scheduler"
 	"github.com/sluicego/sluice/sinks"
@@ -69,16 +70,16 @@ func TestPublishOnRequestsPrefetchThenThreeQuarters(t *testing.T) {
 				s := scheduler.NewSingle()
 				defer s.Close()
 				src := &btSource{n: tt.n}
-				rec := &btRecorder[int]{Initial: tt.initial, Each: tt.each}
+				rec := flowtest.NewSubscriber[int](t, tt.initial, append(btOpts(tt.each, 0), btWait)...)
 				operators.PublishOn(src, s, operators.Prefetch(tt.prefetch)).Subscribe(rec)
-				rec.Await(t)
+				btAwait(t, rec)
 				if diff := cmp.Diff(tt.wantRequestsOfSrc, src.Requests()); diff != "" {
 					t.Errorf("requests upstream (-want +got)\n%s", diff)
 				}
-				if diff := cmp.Diff(btInts(0, tt.n), rec.Items()); diff != "" {
+				if diff := cmp.Diff(btInts(0, tt.n), btItems(rec)); diff != "" {
 					t.Errorf("items (-want +got)\n%s", diff)
 				}
-				if got := rec.Result(); got != "complete" {
+				if got := btResult(rec); got != "complete" {
 					t.Errorf("result %q, want complete", got)
 				}
 			})
@@ -91,18 +92,18 @@ func TestPublishOnWaitsForDemandAndDeliversTerminalWithoutIt(t *testing.T) {
 		s := scheduler.NewPool(2)
 		defer s.Close()
 		src := &btSource{n: 5}
-		rec := &btRecorder[int]{}
+		rec := flowtest.NewSubscriber[int](t, 0)
 		operators.PublishOn(src, s).Subscribe(rec)
 		synctest.Wait()
 		// Prefetched, nothing delivered without demand.
-		got := []string{line(src.Requests(), rec.Items(), rec.Result())}
+		got := []string{line(src.Requests(), btItems(rec), btResult(rec))}
 		rec.Request(3)
 		synctest.Wait()
-		got = append(got, line(rec.Items(), rec.Result()))
+		got = append(got, line(btItems(rec), btResult(rec)))
 		rec.Request(2)
 		synctest.Wait()
 		// The fifth item and OnComplete, which needs no demand of its own.
-		got = append(got, line(rec.Items(), rec.Result()))
+		got = append(got, line(btItems(rec), btResult(rec)))
 		want := []string{"[256] [] open", "[0 1 2] open", "[0 1 2 3 4] complete"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("(-want +got)\n%s", diff)
@@ -132,21 +133,21 @@ func TestPublishOnErrors(t *testing.T) {
 				s := scheduler.NewSingle()
 				defer s.Close()
 				drops := &btDrops[int]{}
-				rec := &btRecorder[int]{}
+				rec := flowtest.NewSubscriber[int](t, 0)
 				opts := append([]operators.Option{operators.OnDrop(drops.Hook)}, tt.opts...)
 				operators.PublishOn(&btSource{n: 3, err: errBoom}, s, opts...).Subscribe(rec)
 				synctest.Wait()
-				got := []string{fmt.Sprintf("%v error: %v; %s", rec.Items(), rec.Err(), rec.Result())}
+				got := []string{fmt.Sprintf("%v error: %v; %s", btItems(rec), rec.Err(), btResult(rec))}
 				rec.Request(3)
 				synctest.Wait()
-				got = append(got, fmt.Sprintf("%v %s", rec.Items(), rec.Result()))
+				got = append(got, fmt.Sprintf("%v %s", btItems(rec), btResult(rec)))
 				if diff := cmp.Diff([]string{tt.before, tt.after}, got); diff != "" {
 					t.Errorf("(-want +got)\n%s", diff)
 				}
 				if !errors.Is(rec.Err(), errBoom) {
 					t.Errorf("error %v does not match errBoom", rec.Err())
 				}
-				if diff := cmp.Diff(tt.wantItems, rec.Items()); diff != "" {
+				if diff := cmp.Diff(tt.wantItems, btItems(rec)); diff != "" {
 					t.Errorf("items (-want +got)\n%s", diff)
 				}
 				if diff := cmp.Diff(tt.wantDrops, drops.All()); diff != "" {
@@ -163,10 +164,10 @@ func TestPublishOnCancelDropsQueuedItemsAndCancelsUpstream(t *testing.T) {
 		defer s.Close()
 		drops := &btDrops[int]{}
 		src := &btSource{n: 10}
-		rec := &btRecorder[int]{Initial: 5, CancelAfter: 2}
+		rec := flowtest.NewSubscriber[int](t, 5, flowtest.CancelAfter(2))
 		operators.PublishOn(src, s, operators.Prefetch(10), operators.OnDrop(drops.Hook)).Subscribe(rec)
 		synctest.Wait()
-		got := line(rec.Items(), rec.Result(), src.Requests(), src.Cancels())
+		got := line(btItems(rec), btResult(rec), src.Requests(), src.Cancels())
 		if want := "[0 1] open [10] 1"; got != want {
 			t.Errorf("items, result, requests, cancels = %q, want %q", got, want)
 		}
@@ -176,7 +177,7 @@ func TestPublishOnCancelDropsQueuedItemsAndCancelsUpstream(t *testing.T) {
 		rec.Cancel() // idempotent
 		rec.Request(1)
 		synctest.Wait()
-		if got := line(rec.Items(), rec.Result(), src.Cancels(), len(drops.All())); got != "[0 1] open 1 8" {
+		if got := line(btItems(rec), btResult(rec), src.Cancels(), len(drops.All())); got != "[0 1] open 1 8" {
 			t.Errorf("after a second Cancel and a Request: %q", got)
 		}
 	})
@@ -188,14 +189,14 @@ func TestPublishOnPanicInDownstreamOnNext(t *testing.T) {
 		defer s.Close()
 		drops := &btDrops[int]{}
 		src := &btSource{n: 10}
-		rec := &btRecorder[int]{Initial: 10, OnItem: func(v int) {
+		rec := flowtest.NewSubscriber[int](t, 10)
+		operators.PublishOn(src, s, operators.Name("hop"), operators.Prefetch(10), operators.OnDrop(drops.Hook)).Subscribe(btHook(rec, func(v int) {
 			if v == 3 {
 				panic("bad item")
 			}
-		}}
-		operators.PublishOn(src, s, operators.Name("hop"), operators.Prefetch(10), operators.OnDrop(drops.Hook)).Subscribe(rec)
+		}))
 		synctest.Wait()
-		got := line(rec.Items(), rec.Result(), src.Cancels())
+		got := line(btItems(rec), btResult(rec), src.Cancels())
 		if want := "[0 1 2] error: hop: sluice: panic: bad item 1"; got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
@@ -217,7 +218,7 @@ func TestPublishOnNonPositiveRequest(t *testing.T) {
 				defer s.Close()
 				drops := &btDrops[int]{}
 				src := &btSource{n: 4}
-				rec := &btRecorder[int]{Initial: 1}
+				rec := flowtest.NewSubscriber[int](t, 1)
 				operators.PublishOn(src, s, operators.OnDrop(drops.Hook)).Subscribe(rec)
 				synctest.Wait()
 				rec.Request(n)
@@ -225,7 +226,7 @@ func TestPublishOnNonPositiveRequest(t *testing.T) {
 				if !errors.Is(rec.Err(), flow.ErrNonPositiveRequest) {
 					t.Errorf("error %v does not match ErrNonPositiveRequest", rec.Err())
 				}
-				got := line(rec.Items(), src.Cancels(), drops.Counts())
+				got := line(btItems(rec), src.Cancels(), drops.Counts())
 				if want := "[0] 1 map[cancelled:3]"; got != want {
 					t.Errorf("items, cancels, drops = %q, want %q", got, want)
 				}
@@ -276,7 +277,7 @@ func TestPublishOnUpstreamEmittingBeyondDemand(t *testing.T) {
 			sub.OnSubscribe(g)
 		})
 		drops := &btDrops[int]{}
-		rec := &btRecorder[int]{}
+		rec := flowtest.NewSubscriber[int](t, 0)
 		operators.PublishOn(greedy, s, operators.Prefetch(2), operators.OnDrop(drops.Hook)).Subscribe(rec)
 		synctest.Wait()
 		if !errors.Is(rec.Err(), flow.ErrOverflow) {
@@ -344,17 +345,17 @@ func TestPublishOnLinkedHopsDeliverItemsThatArriveOneByOne(t *testing.T) {
 			operators.Map(operators.PublishOn(operators.SubscribeOn(sources.FromChannel(ch), io), s1),
 				func(v int) int { return v * 10 }),
 			s2)
-		rec := &btRecorder[int]{Initial: 100}
+		rec := flowtest.NewSubscriber[int](t, 100, btWait)
 		chain.Subscribe(rec)
 		var got []string
 		for i := range 4 {
 			ch <- i
 			synctest.Wait()
-			got = append(got, line(rec.Items()))
+			got = append(got, line(btItems(rec)))
 		}
 		close(ch)
-		rec.Await(t)
-		got = append(got, rec.Result())
+		btAwait(t, rec)
+		got = append(got, btResult(rec))
 		want := []string{"[0]", "[0 10]", "[0 10 20]", "[0 10 20 30]", "complete"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("(-want +got)\n%s", diff)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/flow/flowtest"
 	"github.com/sluicego/sluice/operators"
 	"github.com/sluicego/sluice/scheduler"
 )
@@ -62,30 +63,31 @@ func TestPublishOnStressCancelAtRandomPoints(t *testing.T) {
 				want = append(want, v)
 			}
 		}
-		rec := &btRecorder[int]{Initial: 1 + rng.Int64N(500), Each: rng.Int64N(3)}
-		if rec.Each == 0 {
-			rec.Initial = flow.Unbounded
+		initial, each := 1+rng.Int64N(500), rng.Int64N(3)
+		if each == 0 {
+			initial = flow.Unbounded
 		}
+		rec := flowtest.NewSubscriber[int](t, initial, append(btOpts(each, 0), btWait)...)
+		hooked := btHook(rec, nil)
 		cancelAt := 1 + rng.IntN(len(want)+1)
 		cancelled := make(chan struct{})
 		if cancelMode == 1 {
 			seen := 0
-			rec.OnItem = func(int) {
+			hooked.onItem = func(int) {
 				if seen++; seen == cancelAt {
 					rec.Cancel()
 					close(cancelled)
 				}
 			}
 		}
-		rec.init()
-		chain.Subscribe(rec)
+		chain.Subscribe(hooked)
 		switch cancelMode {
 		case 0:
-			rec.Await(t)
+			btAwait(t, rec)
 		case 1:
 			select { // the schedulers must not close under a live stream
 			case <-cancelled:
-			case <-rec.done:
+			case <-hooked.ended:
 			}
 		case 2:
 			for range rng.IntN(200) {
@@ -99,8 +101,8 @@ func TestPublishOnStressCancelAtRandomPoints(t *testing.T) {
 			async.Wait()
 		}
 
-		got := rec.Items()
-		result := rec.Result()
+		got := btItems(rec)
+		result := btResult(rec)
 		switch {
 		case cancelMode == 0 || result == "complete":
 			if diff := cmp.Diff(want, got); diff != "" || result != "complete" {

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/flow/flowtest"
 	"github.com/sluicego/sluice/operators"
 	"github.com/sluicego/sluice/scheduler"
 	"github.com/sluicego/sluice/sinks"
@@ -82,17 +83,17 @@ func TestSubscribeOnMovesSubscribeAndRequestToTheWorker(t *testing.T) {
 		s := scheduler.NewSingle()
 		defer s.Close()
 		src := &gateSource{n: 5, gate: make(chan struct{})}
-		rec := &btRecorder[int]{}
+		rec := flowtest.NewSubscriber[int](t, 0, btWait)
 		// Subscribe and Request return while the source is blocked in
 		// them on the worker.
 		operators.SubscribeOn(src, s).Subscribe(rec)
 		rec.Request(2)
 		rec.Request(3)
 		synctest.Wait()
-		got := []string{line(src.Log(), rec.Items(), rec.Result())}
+		got := []string{line(src.Log(), btItems(rec), btResult(rec))}
 		close(src.gate)
-		rec.Await(t)
-		got = append(got, line(src.Log(), rec.Items(), rec.Result()))
+		btAwait(t, rec)
+		got = append(got, line(src.Log(), btItems(rec), btResult(rec)))
 		// The two Requests made before the subscription arrived are
 		// forwarded as one.
 		want := []string{"[] [] open", "[subscribe request 5] [0 1 2 3 4] complete"}
@@ -108,8 +109,7 @@ func TestSubscribeOnForwardsConcurrentRequestsSeriallyAndExactly(t *testing.T) {
 	const goroutines, each = 8, 100
 	src := &gateSource{n: goroutines * each, gate: make(chan struct{})}
 	close(src.gate)
-	rec := &btRecorder[int]{}
-	rec.init()
+	rec := flowtest.NewSubscriber[int](t, 0, btWait)
 	operators.SubscribeOn(src, s).Subscribe(rec)
 	var wg sync.WaitGroup
 	for range goroutines {
@@ -120,8 +120,8 @@ func TestSubscribeOnForwardsConcurrentRequestsSeriallyAndExactly(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	rec.Await(t)
-	if diff := cmp.Diff(btInts(0, goroutines*each), rec.Items()); diff != "" {
+	btAwait(t, rec)
+	if diff := cmp.Diff(btInts(0, goroutines*each), btItems(rec)); diff != "" {
 		t.Errorf("items (-want +got)\n%s", diff)
 	}
 	var total int64
@@ -182,16 +182,15 @@ func TestSubscribeOnBlockingChannelSource(t *testing.T) {
 func TestSubscribeOnNonPositiveRequestReachesUpstream(t *testing.T) {
 	s := scheduler.NewSingle()
 	t.Cleanup(func() { s.Close() })
-	rec := &btRecorder[int]{}
-	rec.init()
+	rec := flowtest.NewSubscriber[int](t, 0, btWait)
 	operators.SubscribeOn(sources.Range(0, 10), s).Subscribe(rec)
 	rec.Request(2)
 	rec.Request(-4)
-	rec.Await(t)
+	btAwait(t, rec)
 	if !errors.Is(rec.Err(), flow.ErrNonPositiveRequest) {
 		t.Errorf("error %v does not match ErrNonPositiveRequest", rec.Err())
 	}
-	if items := rec.Items(); len(items) > 2 || !slices.Equal(items, btInts(0, len(items))) {
+	if items := btItems(rec); len(items) > 2 || !slices.Equal(items, btInts(0, len(items))) {
 		t.Errorf("items %v, want a prefix of [0 1]", items)
 	}
 }
@@ -214,12 +213,12 @@ func TestSubscribeOnCancelBeforeTheSubscriptionArrives(t *testing.T) {
 		s := scheduler.NewSingle()
 		defer s.Close()
 		src := &gateSource{n: 5, gate: make(chan struct{})}
-		rec := &btRecorder[int]{Initial: 5}
+		rec := flowtest.NewSubscriber[int](t, 5)
 		operators.SubscribeOn(src, s).Subscribe(rec)
 		rec.Cancel()
 		close(src.gate)
 		synctest.Wait()
-		if got := line(src.Log(), rec.Items(), rec.Result()); got != "[subscribe cancel] [] open" {
+		if got := line(src.Log(), btItems(rec), btResult(rec)); got != "[subscribe cancel] [] open" {
 			t.Errorf("got %q", got)
 		}
 	})

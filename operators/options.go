@@ -44,6 +44,22 @@ func Prefetch(n int) Option {
 	return optionFunc(func(c *stage.Config) { c.Prefetch = n })
 }
 
+// Concurrency sets how many inner sources a fan-in stage such as FlatMap
+// subscribes to at once. Stages whose concurrency is an argument ignore
+// it. n <= 0 panics.
+func Concurrency(n int) Option {
+	if n <= 0 {
+		panic("sluice: Concurrency: n <= 0")
+	}
+	return optionFunc(func(c *stage.Config) { c.Concurrency = n })
+}
+
+// Ordered makes a concurrent stage (ParallelMap, MapAsync, FlatMap) emit
+// results in the order of its input, holding early results in a reorder
+// buffer bounded by its prefetch. Without it results are emitted as they
+// complete. Stages that are always ordered ignore it.
+func Ordered() Option { return optionFunc(func(c *stage.Config) { c.Ordered = true }) }
+
 // newConfig applies opts over the defaults and fixes the stage's name.
 func newConfig(kind string, opts []Option) (stage.Config, string) {
 	return stage.Build(kind, opts, Option.apply)

@@ -19,6 +19,11 @@ type Config struct {
 	OnDrop any
 	// Prefetch is the number of items requested ahead; 0 means the default.
 	Prefetch int
+	// Concurrency is the number of inner sources or calls in flight; 0
+	// means the stage's default.
+	Concurrency int
+	// Ordered asks a concurrent stage to keep the input order.
+	Ordered bool
 }
 
 var (

@@ -60,6 +60,7 @@ type filterLink[T any] struct {
 // Request counts n and forwards it upstream; n <= 0 is forwarded as is
 // (see relay.Request).
 func (x *filterLink[T]) Request(n int64) {
+	x.probe.Request(n)
 	if n > 0 {
 		x.req.Add(n) // before forwarding: req - recv must not undercount U
 	}
@@ -149,7 +150,7 @@ func (m *filterPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 		keep = m.fresh()
 	}
 	x := &filterSubscriber[T]{keep: keep}
-	x.init(s, m.name)
+	x.init(s, m.name, "filter")
 	m.src.Subscribe(x)
 }
 
@@ -175,7 +176,7 @@ func (x *filterSubscriber[T]) OnNext(item T) {
 	keep := x.keep(item)
 	ok = true
 	if keep {
-		(*p).OnNext(item)
+		x.emit(p, item)
 	} else {
 		x.pend++
 	}
@@ -208,7 +209,7 @@ type filterErrPublisher[T any] struct {
 func (m *filterErrPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
 	x := &filterErrSubscriber[T]{keep: m.keep}
-	x.init(s, m.name)
+	x.init(s, m.name, "filtererr")
 	m.src.Subscribe(x)
 }
 
@@ -238,7 +239,7 @@ func (x *filterErrSubscriber[T]) OnNext(item T) {
 		return
 	}
 	if keep {
-		(*p).OnNext(item)
+		x.emit(p, item)
 	} else {
 		x.pend++
 	}

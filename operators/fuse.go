@@ -31,7 +31,7 @@ type mapFilterPublisher[T, R any] struct {
 func (m *mapFilterPublisher[T, R]) Subscribe(s flow.Subscriber[R]) {
 	flow.RequireSubscriber(s)
 	x := &mapFilterSubscriber[T, R]{f: m.f, keep: m.keep, mapName: m.mapName}
-	x.init(s, m.filterName)
+	x.init(s, m.filterName, "map+filter")
 	m.src.Subscribe(x)
 }
 
@@ -61,7 +61,7 @@ func (x *mapFilterSubscriber[T, R]) OnNext(item T) {
 	keep := x.keep(r)
 	stage = 2
 	if keep {
-		(*p).OnNext(r)
+		x.emit(p, r)
 	} else {
 		x.pend++
 	}
@@ -89,7 +89,7 @@ type filterMapPublisher[T, R any] struct {
 func (m *filterMapPublisher[T, R]) Subscribe(s flow.Subscriber[R]) {
 	flow.RequireSubscriber(s)
 	x := &filterMapSubscriber[T, R]{keep: m.keep, f: m.f, filterName: m.filterName}
-	x.init(s, m.mapName)
+	x.init(s, m.mapName, "filter+map")
 	m.src.Subscribe(x)
 }
 
@@ -118,7 +118,7 @@ func (x *filterMapSubscriber[T, R]) OnNext(item T) {
 		stage = 1
 		r := x.f(item)
 		stage = 2
-		(*p).OnNext(r)
+		x.emit(p, r)
 	} else {
 		stage = 2
 		x.pend++

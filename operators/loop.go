@@ -2,10 +2,10 @@ package operators
 
 import (
 	"fmt"
-	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/internal/fuse"
+	"github.com/sluicego/sluice/internal/probe"
 )
 
 // Loop fusion. Map, MapErr, Filter and Tap applied to a publisher that can
@@ -31,21 +31,37 @@ func guard(name string, inUser *bool) {
 	}
 }
 
+// Each layer registers with the run's monitor, if any, and counts the
+// items it passes down in the same closure: unmonitored, that costs one
+// nil test per item; monitored, an increment and a load (probe.Stage.Next).
+// stopped records that the layer's downstream ended the run (its yield
+// returned false), which the layer reports as a cancellation.
+
 type mapLoop[T, R any] struct {
 	*mapPublisher[T, R]
 	loop fuse.Loop[T]
 }
 
-func (m mapLoop[T, R]) FusedLoop(stop *atomic.Bool, yield func(R) bool) error {
+func (m mapLoop[T, R]) FusedLoop(run *fuse.Run, yield func(R) bool) (err error) {
 	inUser := false
 	defer guard(m.name, &inUser)
+	st := run.Attach("map", m.name, probe.Operator)
+	var fin, stopped bool
+	defer func() { endLoop(st, err, fin, stopped) }()
 	f := m.f
-	return m.loop.FusedLoop(stop, func(v T) bool {
+	err = m.loop.FusedLoop(run, func(v T) bool {
 		inUser = true
 		r := f(v)
 		inUser = false
+		if st != nil {
+			st.Next()
+			stopped = !yield(r)
+			return !stopped
+		}
 		return yield(r)
 	})
+	fin = true
+	return err
 }
 
 type mapErrLoop[T, R any] struct {
@@ -53,12 +69,15 @@ type mapErrLoop[T, R any] struct {
 	loop fuse.Loop[T]
 }
 
-func (m mapErrLoop[T, R]) FusedLoop(stop *atomic.Bool, yield func(R) bool) error {
+func (m mapErrLoop[T, R]) FusedLoop(run *fuse.Run, yield func(R) bool) (err error) {
 	inUser := false
 	defer guard(m.name, &inUser)
+	st := run.Attach("maperr", m.name, probe.Operator)
+	var fin, stopped bool
+	defer func() { endLoop(st, err, fin, stopped) }()
 	f := m.f
 	var failed error
-	err := m.loop.FusedLoop(stop, func(v T) bool {
+	err = m.loop.FusedLoop(run, func(v T) bool {
 		inUser = true
 		r, err := f(v)
 		inUser = false
@@ -66,8 +85,14 @@ func (m mapErrLoop[T, R]) FusedLoop(stop *atomic.Bool, yield func(R) bool) error
 			failed = fmt.Errorf("%s: %w", m.name, err)
 			return false
 		}
+		if st != nil {
+			st.Next()
+			stopped = !yield(r)
+			return !stopped
+		}
 		return yield(r)
 	})
+	fin = true
 	if failed != nil {
 		return failed
 	}
@@ -79,19 +104,29 @@ type filterLoop[T any] struct {
 	loop fuse.Loop[T]
 }
 
-func (m filterLoop[T]) FusedLoop(stop *atomic.Bool, yield func(T) bool) error {
+func (m filterLoop[T]) FusedLoop(run *fuse.Run, yield func(T) bool) (err error) {
 	inUser := false
 	defer guard(m.name, &inUser)
+	st := run.Attach("filter", m.name, probe.Operator)
+	var fin, stopped bool
+	defer func() { endLoop(st, err, fin, stopped) }()
 	keep := m.keep
-	return m.loop.FusedLoop(stop, func(v T) bool {
+	err = m.loop.FusedLoop(run, func(v T) bool {
 		inUser = true
 		k := keep(v)
 		inUser = false
 		if !k {
-			return !stop.Load() // a rejected item: check the stop flag here, as no one downstream will
+			return !run.Stop.Load() // a rejected item: check the stop flag here, as no one downstream will
+		}
+		if st != nil {
+			st.Next()
+			stopped = !yield(v)
+			return !stopped
 		}
 		return yield(v)
 	})
+	fin = true
+	return err
 }
 
 type tapLoop[T any] struct {
@@ -99,14 +134,33 @@ type tapLoop[T any] struct {
 	loop fuse.Loop[T]
 }
 
-func (m tapLoop[T]) FusedLoop(stop *atomic.Bool, yield func(T) bool) error {
+func (m tapLoop[T]) FusedLoop(run *fuse.Run, yield func(T) bool) (err error) {
 	inUser := false
 	defer guard(m.name, &inUser)
+	st := run.Attach("tap", m.name, probe.Operator)
+	var fin, stopped bool
+	defer func() { endLoop(st, err, fin, stopped) }()
 	fn := m.fn
-	return m.loop.FusedLoop(stop, func(v T) bool {
+	err = m.loop.FusedLoop(run, func(v T) bool {
 		inUser = true
 		fn(v)
 		inUser = false
+		if st != nil {
+			st.Next()
+			stopped = !yield(v)
+			return !stopped
+		}
 		return yield(v)
 	})
+	fin = true
+	return err
+}
+
+// endLoop records a monitored layer's outcome. fin is false when the
+// layer's loop did not return (a panic is on its way: a failure).
+func endLoop(st *probe.Stage, err error, fin, stopped bool) {
+	if st != nil {
+		st.Flush()
+		fuse.End(st, err, !fin, stopped)
+	}
 }

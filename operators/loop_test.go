@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/fuse"
 	"github.com/sluicego/sluice/operators"
 	"github.com/sluicego/sluice/sinks"
 	"github.com/sluicego/sluice/sources"
@@ -18,7 +18,7 @@ import (
 
 // fusable is the loop-fusion interface of internal/fuse, seen from outside.
 type fusable interface {
-	FusedLoop(stop *atomic.Bool, yield func(int) bool) error
+	FusedLoop(run *fuse.Run, yield func(int) bool) error
 }
 
 type outcome struct {

@@ -44,7 +44,7 @@ func (m *takePublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
 	x := &takeSubscriber[T]{limit: m.limit}
 	x.bad.Store(1)
-	x.init(s, m.name)
+	x.init(s, m.name, "take")
 	m.src.Subscribe(x)
 }
 
@@ -98,11 +98,11 @@ func (x *takeSubscriber[T]) OnNext(item T) {
 	}
 	x.count++
 	if x.count < x.limit {
-		(*p).OnNext(item)
+		x.emit(p, item)
 		return
 	}
 	x.up.Cancel() // the last item: upstream is done before downstream sees it
-	(*p).OnNext(item)
+	x.emit(p, item)
 	if x.down.CompareAndSwap(p, nil) { // unless downstream cancelled in OnNext
 		if n := x.bad.Load(); n <= 0 {
 			(*p).OnError(flow.NonPositiveRequestError(n))
@@ -143,7 +143,7 @@ type takeWhilePublisher[T any] struct {
 func (m *takeWhilePublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
 	x := &takeWhileSubscriber[T]{pred: m.pred}
-	x.init(s, m.name)
+	x.init(s, m.name, "takewhile")
 	m.src.Subscribe(x)
 }
 
@@ -171,7 +171,7 @@ func (x *takeWhileSubscriber[T]) OnNext(item T) {
 		x.complete(p)
 		return
 	}
-	(*p).OnNext(item)
+	x.emit(p, item)
 }
 
 // ---- Skip ----
@@ -208,7 +208,7 @@ type skipPublisher[T any] struct {
 func (m *skipPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
 	x := &skipSubscriber[T]{skip: m.skip}
-	x.init(s, m.name)
+	x.init(s, m.name, "skip")
 	m.src.Subscribe(x)
 }
 
@@ -238,5 +238,5 @@ func (x *skipSubscriber[T]) OnNext(item T) {
 		x.skipped++
 		return
 	}
-	(*p).OnNext(item)
+	x.emit(p, item)
 }

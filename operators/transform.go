@@ -1,11 +1,13 @@
 package operators
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/internal/fuse"
+	"github.com/sluicego/sluice/internal/probe"
 )
 
 // This file holds the shared core of the transform stages and the
@@ -42,14 +44,34 @@ import (
 // terminal signals down. It is embedded; the embedding type supplies
 // OnNext and, where demand is reshaped, Request.
 type relay[R any] struct {
-	down atomic.Pointer[flow.Subscriber[R]] // nil once cancelled or ended
-	up   flow.Subscription                  // set once, in OnSubscribe
-	name string                             // the stage name, for errors
+	down  atomic.Pointer[flow.Subscriber[R]] // nil once cancelled or ended
+	up    flow.Subscription                  // set once, in OnSubscribe
+	name  string                             // the stage name, for errors
+	probe *probe.Stage                       // counters, nil when not monitored
+	ctx   context.Context                    // exposed upstream by Context
 }
 
-func (l *relay[R]) init(s flow.Subscriber[R], name string) {
+// init links the stage to its downstream s and registers it, as kind,
+// with the monitor registry that s's context carries, if any.
+func (l *relay[R]) init(s flow.Subscriber[R], name, kind string) {
 	l.down.Store(&s)
 	l.name = name
+	l.probe, l.ctx = probe.Attach(s, kind, name, probe.Operator)
+}
+
+// Context returns the downstream's context, naming this stage, so that
+// the stages upstream register under it and user functions can use it.
+func (l *relay[R]) Context() context.Context { return l.ctx }
+
+// emit delivers v downstream, counting it when the stage is monitored.
+func (l *relay[R]) emit(p *flow.Subscriber[R], v R) {
+	if st := l.probe; st != nil {
+		st.Next()
+		(*p).OnNext(v)
+		st.Returned()
+		return
+	}
+	(*p).OnNext(v)
 }
 
 // Request forwards n upstream. A non-positive n is forwarded too: the
@@ -57,12 +79,16 @@ func (l *relay[R]) init(s flow.Subscriber[R], name string) {
 // through this stage (rule 3.9), from its own serial emission, so the
 // error can never overlap an OnNext in flight on another goroutine, and
 // this stage needs no per-item guard to order it.
-func (l *relay[R]) Request(n int64) { l.up.Request(n) }
+func (l *relay[R]) Request(n int64) {
+	l.probe.Request(n)
+	l.up.Request(n)
+}
 
 // Cancel drops the downstream reference and cancels upstream. It is
 // idempotent and does nothing after the subscription has ended.
 func (l *relay[R]) Cancel() {
 	if l.down.Swap(nil) != nil {
+		l.probe.End(probe.Cancelled)
 		l.up.Cancel()
 	}
 }
@@ -88,6 +114,7 @@ func (l *relay[R]) OnError(err error) {
 		panic("sluice: OnError called with a nil error (rule 2.13)")
 	}
 	if p := l.down.Swap(nil); p != nil {
+		l.probe.End(probe.Failed)
 		(*p).OnError(err)
 	}
 }
@@ -95,6 +122,7 @@ func (l *relay[R]) OnError(err error) {
 // OnComplete passes upstream completion down.
 func (l *relay[R]) OnComplete() {
 	if p := l.down.Swap(nil); p != nil {
+		l.probe.End(probe.Completed)
 		(*p).OnComplete()
 	}
 }
@@ -104,6 +132,7 @@ func (l *relay[R]) OnComplete() {
 // downstream reference the caller loaded.
 func (l *relay[R]) complete(p *flow.Subscriber[R]) {
 	if l.down.CompareAndSwap(p, nil) {
+		l.probe.End(probe.Completed)
 		l.up.Cancel()
 		(*p).OnComplete()
 	}
@@ -117,6 +146,7 @@ func (l *relay[R]) fail(err error) { l.failAs(l.name, err) }
 // failAs is fail for the stage called name (a fused stage has two).
 func (l *relay[R]) failAs(name string, err error) {
 	if p := l.down.Swap(nil); p != nil {
+		l.probe.End(probe.Failed)
 		l.up.Cancel()
 		(*p).OnError(fmt.Errorf("%s: %w", name, err))
 	}
@@ -194,7 +224,7 @@ type mapPublisher[T, R any] struct {
 func (m *mapPublisher[T, R]) Subscribe(s flow.Subscriber[R]) {
 	flow.RequireSubscriber(s)
 	x := &mapSubscriber[T, R]{f: m.f}
-	x.init(s, m.name)
+	x.init(s, m.name, "map")
 	m.src.Subscribe(x)
 }
 
@@ -218,7 +248,7 @@ func (x *mapSubscriber[T, R]) OnNext(item T) {
 	}()
 	r := x.f(item)
 	ok = true
-	(*p).OnNext(r)
+	x.emit(p, r)
 }
 
 // ---- MapErr ----
@@ -251,7 +281,7 @@ type mapErrPublisher[T, R any] struct {
 func (m *mapErrPublisher[T, R]) Subscribe(s flow.Subscriber[R]) {
 	flow.RequireSubscriber(s)
 	x := &mapErrSubscriber[T, R]{f: m.f}
-	x.init(s, m.name)
+	x.init(s, m.name, "maperr")
 	m.src.Subscribe(x)
 }
 
@@ -279,7 +309,7 @@ func (x *mapErrSubscriber[T, R]) OnNext(item T) {
 		x.fail(err)
 		return
 	}
-	(*p).OnNext(r)
+	x.emit(p, r)
 }
 
 // ---- Tap ----
@@ -312,7 +342,7 @@ type tapPublisher[T any] struct {
 func (m *tapPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
 	x := &tapSubscriber[T]{fn: m.fn}
-	x.init(s, m.name)
+	x.init(s, m.name, "tap")
 	m.src.Subscribe(x)
 }
 
@@ -336,7 +366,7 @@ func (x *tapSubscriber[T]) OnNext(item T) {
 	}()
 	x.fn(item)
 	ok = true
-	(*p).OnNext(item)
+	x.emit(p, item)
 }
 
 // ---- Scan ----
@@ -371,7 +401,7 @@ type scanPublisher[T, A any] struct {
 func (m *scanPublisher[T, A]) Subscribe(s flow.Subscriber[A]) {
 	flow.RequireSubscriber(s)
 	x := &scanSubscriber[T, A]{f: m.f, acc: m.initial}
-	x.init(s, m.name)
+	x.init(s, m.name, "scan")
 	m.src.Subscribe(x)
 }
 
@@ -396,5 +426,5 @@ func (x *scanSubscriber[T, A]) OnNext(item T) {
 	}()
 	x.acc = x.f(x.acc, item)
 	ok = true
-	(*p).OnNext(x.acc)
+	x.emit(p, x.acc)
 }

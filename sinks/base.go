@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 )
 
 // The life of a sink's subscription. It leaves running exactly once: to
@@ -48,6 +49,8 @@ type base struct {
 	low       int64 // replenish when remaining falls to low
 	remaining int64 // demand still outstanding
 	inUser    bool  // a user function is running; see recoverUser
+
+	probe *probe.Stage // the sink's counters, nil when not monitored
 }
 
 // init sets the demand. limit == 0 means the initial request is
@@ -88,6 +91,7 @@ func (b *base) OnSubscribe(s flow.Subscription) {
 		s.Cancel() // cancelled before the subscription arrived
 		return
 	}
+	b.probe.Request(b.initial)
 	s.Request(b.initial)
 }
 
@@ -109,6 +113,11 @@ func (b *base) finish(err error) bool {
 		return false
 	}
 	b.err = err
+	if err != nil {
+		b.probe.End(probe.Failed)
+	} else {
+		b.probe.End(probe.Completed)
+	}
 	b.state.Store(finished)
 	close(b.done)
 	return true
@@ -136,9 +145,20 @@ func (b *base) recoverUser(v any) {
 // consumed counts one item and replenishes the demand after each limit
 // items. It is small enough to inline into OnNext.
 func (b *base) consumed() {
+	if b.probe != nil {
+		b.count()
+	}
 	if b.remaining--; b.remaining == b.low {
 		b.replenish()
 	}
+}
+
+// count counts one item for the monitor.
+//
+//go:noinline
+func (b *base) count() {
+	b.probe.Next()
+	b.probe.Returned()
 }
 
 // replenish requests limit more items. Kept out of line so that consumed
@@ -147,6 +167,7 @@ func (b *base) consumed() {
 //go:noinline
 func (b *base) replenish() {
 	b.remaining += b.limit
+	b.probe.Request(b.limit)
 	b.sub.Request(b.limit)
 }
 
@@ -154,6 +175,7 @@ func (b *base) replenish() {
 // It may be called from any goroutine.
 func (b *base) cancel() {
 	if b.state.CompareAndSwap(running, cancelled) {
+		b.probe.End(probe.Cancelled)
 		b.mu.Lock()
 		s := b.cancelSub
 		b.mu.Unlock()
@@ -199,7 +221,7 @@ func (b *base) await(ctx context.Context) (bool, error) {
 		case <-ctx.Done():
 			b.cancel()
 			if b.state.Load() == cancelled {
-				return false, ctx.Err()
+				return false, context.Cause(ctx)
 			}
 			<-b.done // the stream ended first; finishing is a few instructions
 		}
@@ -212,10 +234,11 @@ func (b *base) await(ctx context.Context) (bool, error) {
 // already done it does not subscribe.
 func run[T any](ctx context.Context, pub flow.Publisher[T], b *base, s flow.Subscriber[T], c config, defaultPrefetch int) (bool, error) {
 	if err := ctx.Err(); err != nil {
-		return false, err
+		return false, context.Cause(ctx)
 	}
 	initial, limit := c.demand(defaultPrefetch)
 	b.init(ctx, initial, limit)
+	b.probe, b.ctx = probe.AttachContext(ctx, c.kind, c.name, probe.Sink)
 	b.done = make(chan struct{})
 	b.watch(ctx)
 	defer b.unwatch()

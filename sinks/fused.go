@@ -7,6 +7,7 @@ import (
 
 	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/internal/fuse"
+	"github.com/sluicego/sluice/internal/probe"
 )
 
 // fusedLoop returns pub as a fuse.Loop when the sink may run it as a
@@ -58,9 +59,18 @@ func (s *stopFlag) unwatch() {
 // stream (the caller must then discard its result, as the protocol path
 // does), and otherwise the stream's error, or a *flow.PanicError for a
 // panic in a user function.
-func runFused[T any](ctx context.Context, l fuse.Loop[T], stop *stopFlag, yield func(T) bool) (ok bool, err error) {
+func runFused[T any](ctx context.Context, c config, l fuse.Loop[T], stop *stopFlag, yield func(T) bool) (ok bool, err error) {
 	stop.watch(ctx)
 	defer stop.unwatch()
+	run := fuse.NewRun(ctx, &stop.Bool)
+	if st := run.Attach(c.kind, c.name, probe.Sink); st != nil {
+		// The sink receives what the stage above it delivered: copy its
+		// count at the end rather than count twice per item.
+		defer func() {
+			st.Add(run.Below().Read().Delivered)
+			fuse.End(st, err, false, !ok)
+		}()
+	}
 	defer func() {
 		if v := recover(); v != nil {
 			if p, named := v.(fuse.Panic); named {
@@ -70,9 +80,9 @@ func runFused[T any](ctx context.Context, l fuse.Loop[T], stop *stopFlag, yield 
 			}
 		}
 	}()
-	err = l.FusedLoop(&stop.Bool, yield)
+	err = l.FusedLoop(run, yield)
 	if stop.Load() {
-		return false, ctx.Err()
+		return false, context.Cause(ctx)
 	}
 	return true, err
 }

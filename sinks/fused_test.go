@@ -3,13 +3,13 @@ package sinks_test
 import (
 	"context"
 	"errors"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/fuse"
 	"github.com/sluicego/sluice/sinks"
 	"github.com/sluicego/sluice/sources"
 )
@@ -135,7 +135,7 @@ func (p twoWay) Subscribe(s flow.Subscriber[int]) {
 	p.Publisher.Subscribe(s)
 }
 
-func (p twoWay) FusedLoop(stop *atomic.Bool, yield func(int) bool) error {
+func (p twoWay) FusedLoop(run *fuse.Run, yield func(int) bool) error {
 	*p.used = append(*p.used, "loop")
 	for i := range 3 {
 		if !yield(i) {

@@ -2,6 +2,7 @@ package sinks
 
 import (
 	"context"
+	"strings"
 
 	"github.com/sluicego/sluice/flow"
 )
@@ -23,8 +24,10 @@ func (f optionFunc) apply(c *config) { f(c) }
 
 // config is the result of applying a sink's options.
 type config struct {
-	prefetch  int  // 0 means the sink's default
-	unbounded bool // request flow.Unbounded once instead
+	prefetch  int    // 0 means the sink's default
+	unbounded bool   // request flow.Unbounded once instead
+	kind      string // "forEach", "reduce", …: the monitor's stage kind
+	name      string // given with Name; empty means derived
 }
 
 // Prefetch sets how many items the sink requests when it subscribes. After
@@ -47,6 +50,16 @@ func Unbounded() Option {
 	return optionFunc(func(c *config) { c.prefetch, c.unbounded = 0, true })
 }
 
+// Name sets the sink's stage name, shown by the monitor package. Without
+// it a monitored sink is named after its kind and order, such as
+// "reduce#1". An empty name panics.
+func Name(name string) Option {
+	if name == "" {
+		panic("sluice: Name: empty name")
+	}
+	return optionFunc(func(c *config) { c.name = name })
+}
+
 // newConfig applies opts and checks the arguments every sink shares.
 // name is the sink's function name, for panic messages.
 func newConfig[T any](name string, ctx context.Context, pub flow.Publisher[T], opts []Option) config {
@@ -56,7 +69,7 @@ func newConfig[T any](name string, ctx context.Context, pub flow.Publisher[T], o
 	if pub == nil {
 		panic("sluice: " + name + ": nil Publisher")
 	}
-	var c config
+	c := config{kind: strings.ToLower(name[:1]) + name[1:]}
 	for _, o := range opts {
 		if o == nil {
 			panic("sluice: " + name + ": nil Option")

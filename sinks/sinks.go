@@ -41,7 +41,7 @@ func ForEach[T any](ctx context.Context, pub flow.Publisher[T], fn func(T) error
 	if l, ok := fusedLoop(pub, c); ok && ctx.Err() == nil {
 		var stop stopFlag
 		var fnErr error
-		_, err := runFused(ctx, l, &stop, func(v T) bool {
+		_, err := runFused(ctx, c, l, &stop, func(v T) bool {
 			fnErr = fn(v)
 			return fnErr == nil && !stop.Load()
 		})
@@ -98,7 +98,7 @@ func Collect[T any](ctx context.Context, pub flow.Publisher[T], opts ...Option) 
 	if l, ok := fusedLoop(pub, c); ok && ctx.Err() == nil {
 		var stop stopFlag
 		var items []T
-		ok, err := runFused(ctx, l, &stop, func(v T) bool {
+		ok, err := runFused(ctx, c, l, &stop, func(v T) bool {
 			items = append(items, v)
 			return !stop.Load()
 		})
@@ -160,7 +160,7 @@ func Reduce[T, A any](ctx context.Context, pub flow.Publisher[T], initial A, f f
 	if l, ok := fusedLoop(pub, c); ok && ctx.Err() == nil {
 		var stop stopFlag
 		acc := initial
-		ok, err := runFused(ctx, l, &stop, func(v T) bool {
+		ok, err := runFused(ctx, c, l, &stop, func(v T) bool {
 			acc = f(acc, v)
 			return !stop.Load()
 		})
@@ -218,7 +218,7 @@ func Drain[T any](ctx context.Context, pub flow.Publisher[T], opts ...Option) (i
 	if l, ok := fusedLoop(pub, c); ok && ctx.Err() == nil {
 		var stop stopFlag
 		var n int64
-		ok, err := runFused(ctx, l, &stop, func(T) bool {
+		ok, err := runFused(ctx, c, l, &stop, func(T) bool {
 			n++
 			return !stop.Load()
 		})

@@ -38,7 +38,7 @@ type chanPublisher[T any] struct{ ch <-chan T }
 
 func (p chanPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
-	pull.Subscribe(s, &chanSource[T]{ch: p.ch, done: make(chan struct{})})
+	pull.Subscribe(s, &chanSource[T]{ch: p.ch, done: make(chan struct{})}, "fromChannel", "")
 }
 
 type chanSource[T any] struct {

@@ -87,7 +87,7 @@ func (p *csvPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 		}
 		src.in.r = p.r
 	}
-	pull.Subscribe(s, src)
+	pull.Subscribe(s, src, "csv", "")
 }
 
 type csvSource[T any] struct {

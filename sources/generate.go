@@ -50,7 +50,7 @@ type generatePublisher[S, T any] struct {
 
 func (p generatePublisher[S, T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
-	pull.Subscribe(s, &generateSource[S, T]{init: p.init, next: p.next})
+	pull.Subscribe(s, &generateSource[S, T]{init: p.init, next: p.next}, "generate", "")
 }
 
 type generateSource[S, T any] struct {

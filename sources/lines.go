@@ -341,7 +341,7 @@ func (p *linesPublisher) Subscribe(s flow.Subscriber[string]) {
 		}
 		src.in.r = p.r
 	}
-	pull.Subscribe(s, src)
+	pull.Subscribe(s, src, "lines", "")
 }
 
 type linesSource struct {

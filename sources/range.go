@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/fuse"
+	"github.com/sluicego/sluice/internal/probe"
 )
 
 // Range returns a publisher that emits the count integers start,
@@ -32,7 +34,10 @@ func Range(start, count int) flow.Publisher[int] {
 type rangePublisher struct{ start, end int }
 
 // FusedLoop runs the whole range as a plain loop (see internal/fuse).
-func (p rangePublisher) FusedLoop(_ *atomic.Bool, yield func(int) bool) error {
+func (p rangePublisher) FusedLoop(run *fuse.Run, yield func(int) bool) error {
+	if st := run.Attach("range", "", probe.Source); st != nil {
+		return fusedCounted(st, p.start, p.end, func(i int) int { return i }, yield)
+	}
 	for i := p.start; i < p.end; i++ {
 		if !yield(i) {
 			break
@@ -41,11 +46,36 @@ func (p rangePublisher) FusedLoop(_ *atomic.Bool, yield func(int) bool) error {
 	return nil
 }
 
+// fusedCounted is the loop of a monitored fused source: items at(i) for i
+// in [start, end), counted for st.
+func fusedCounted[T any](st *probe.Stage, start, end int, at func(int) T, yield func(T) bool) error {
+	done := false
+	defer func() {
+		if !done { // a panic downstream is on its way
+			st.End(probe.Failed)
+		}
+	}()
+	for i := start; i < end; i++ {
+		st.Next()
+		if !yield(at(i)) {
+			done = true
+			st.End(probe.Cancelled)
+			return nil
+		}
+	}
+	done = true
+	st.End(probe.Completed)
+	return nil
+}
+
 func (p rangePublisher) Subscribe(s flow.Subscriber[int]) {
 	flow.RequireSubscriber(s)
 	if p.start == p.end {
 		flow.Complete(s)
 		return
+	}
+	if st, _ := probe.Attach(s, "range", "", probe.Source); st != nil {
+		s = probe.Observe(st, s)
 	}
 	s.OnSubscribe(&rangeSubscription{s: s, index: p.start, end: p.end})
 }
@@ -182,7 +212,10 @@ func Just[T any](items ...T) flow.Publisher[T] {
 type slicePublisher[T any] struct{ items []T }
 
 // FusedLoop runs the whole slice as a plain loop (see internal/fuse).
-func (p slicePublisher[T]) FusedLoop(_ *atomic.Bool, yield func(T) bool) error {
+func (p slicePublisher[T]) FusedLoop(run *fuse.Run, yield func(T) bool) error {
+	if st := run.Attach("slice", "", probe.Source); st != nil {
+		return fusedCounted(st, 0, len(p.items), func(i int) T { return p.items[i] }, yield)
+	}
 	for _, v := range p.items {
 		if !yield(v) {
 			break
@@ -196,6 +229,9 @@ func (p slicePublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	if len(p.items) == 0 {
 		flow.Complete(s)
 		return
+	}
+	if st, _ := probe.Attach(s, "slice", "", probe.Source); st != nil {
+		s = probe.Observe(st, s)
 	}
 	s.OnSubscribe(&sliceSubscription[T]{s: s, items: p.items})
 }

@@ -46,7 +46,7 @@ type seqPublisher[T any] struct{ seq iter.Seq[T] }
 
 func (p seqPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
-	pull.Subscribe(s, &seqSource[T]{seq: p.seq})
+	pull.Subscribe(s, &seqSource[T]{seq: p.seq}, "fromSeq", "")
 }
 
 // seqSource pulls from seq through iter.Pull, created at the first Next,

@@ -1,6 +1,7 @@
 package fuse_test
 
 import (
+	"context"
 	"sync/atomic"
 	"testing"
 
@@ -48,7 +49,7 @@ func TestRangeLoopStopsWhenYieldSaysSo(t *testing.T) {
 	var stop atomic.Bool
 	var got []int
 	// A sink's yield: it returns false once stop is set.
-	err := l.FusedLoop(&stop, func(v int) bool {
+	err := l.FusedLoop(fuse.NewRun(context.Background(), &stop), func(v int) bool {
 		got = append(got, v)
 		if v == 12 {
 			stop.Store(true)

@@ -26,6 +26,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 )
 
 // Source produces the items of one subscription. The engine calls Next
@@ -68,8 +69,12 @@ type Interrupter interface {
 // of src according to demand. src must be fresh: one Source per
 // subscription. If s requests from inside OnSubscribe, emission runs
 // before OnSubscribe returns.
-func Subscribe[T any](s flow.Subscriber[T], src Source[T]) {
+//
+// The subscription registers as a source stage of kind and name (derived
+// when empty) with the monitor registry of s's context, if any.
+func Subscribe[T any](s flow.Subscriber[T], src Source[T], kind, name string) {
 	p := &subscription[T]{s: s, src: src}
+	p.probe, _ = probe.Attach(s, kind, name, probe.Source)
 	p.interrupter, _ = src.(Interrupter)
 	s.OnSubscribe(p)
 }
@@ -82,6 +87,7 @@ type subscription[T any] struct {
 	cancelled   atomic.Bool
 	failure     atomic.Pointer[error] // a non-positive request, signalled on stop
 	interrupter Interrupter           // set before OnSubscribe, read-only
+	probe       *probe.Stage          // counters, nil when not monitored
 
 	s       flow.Subscriber[T]
 	src     Source[T]
@@ -92,6 +98,7 @@ type subscription[T any] struct {
 // calling goroutine. A non-positive n ends the subscription with
 // flow.NonPositiveRequestError(n), delivered by the loop owner.
 func (p *subscription[T]) Request(n int64) {
+	p.probe.Request(n)
 	if n <= 0 {
 		p.badRequest(n)
 		return
@@ -106,6 +113,7 @@ func (p *subscription[T]) Request(n int64) {
 // the Source and drops the subscriber at once.
 func (p *subscription[T]) Cancel() {
 	if p.cancelled.CompareAndSwap(false, true) {
+		p.probe.End(probe.Cancelled)
 		p.signalStop()
 	}
 }
@@ -172,7 +180,7 @@ func (p *subscription[T]) pull(n int64) (panicked error) {
 			panicked = flow.NewPanicError(v)
 		}
 	}()
-	s, src := p.s, p.src
+	s, src, st := p.s, p.src, p.probe
 	var e int64
 	for {
 		for e != n {
@@ -194,7 +202,13 @@ func (p *subscription[T]) pull(n int64) (panicked error) {
 				}
 				return nil
 			}
-			s.OnNext(item)
+			if st != nil {
+				st.Next()
+				s.OnNext(item)
+				st.Returned()
+			} else {
+				s.OnNext(item)
+			}
 			e++
 		}
 		n = p.demand.Load()
@@ -227,7 +241,13 @@ func (p *subscription[T]) rangeAll(s flow.Subscriber[T], r Ranger[T]) {
 				return false
 			}
 			inOnNext = true
-			s.OnNext(item)
+			if st := p.probe; st != nil {
+				st.Next()
+				s.OnNext(item)
+				st.Returned()
+			} else {
+				s.OnNext(item)
+			}
 			inOnNext = false
 			return !p.cancelled.Load()
 		})
@@ -261,11 +281,13 @@ func (p *subscription[T]) stop() {
 	p.s = nil
 	_ = p.closeSource() // cancelled: nobody to report a panic in Close to
 	if err := p.failure.Load(); err != nil {
+		p.probe.End(probe.Failed)
 		s.OnError(*err)
 	}
 }
 
 func (p *subscription[T]) fail(err error) {
+	p.probe.End(probe.Failed)
 	s := p.s
 	p.s = nil
 	_ = p.closeSource() // the first error wins
@@ -276,8 +298,10 @@ func (p *subscription[T]) complete() {
 	s := p.s
 	p.s = nil
 	if err := p.closeSource(); err != nil {
+		p.probe.End(probe.Failed)
 		s.OnError(err)
 		return
 	}
+	p.probe.End(probe.Completed)
 	s.OnComplete()
 }

@@ -56,7 +56,7 @@ func subscribe(src pull.Source[int]) (flow.Subscription, *[]string) {
 		Next:      func(i int) { *log = append(*log, fmt.Sprint(i)) },
 		Error:     func(err error) { *log = append(*log, "error: "+err.Error()) },
 		Complete:  func() { *log = append(*log, "complete") },
-	}, src)
+	}, src, "test", "")
 	return sub, log
 }
 

@@ -1,0 +1,52 @@
+package probe
+
+import "github.com/sluicego/sluice/flow"
+
+// Observe returns a subscriber that counts the signals st's stage sends to
+// s and the demand s sends back, for stages whose emission loop is not
+// instrumented itself (Range, Slice). It costs one more interface call per
+// signal, and is used only when the stage is monitored: with st == nil it
+// returns s.
+func Observe[T any](st *Stage, s flow.Subscriber[T]) flow.Subscriber[T] {
+	if st == nil {
+		return s
+	}
+	return &observer[T]{down: s, st: st}
+}
+
+type observer[T any] struct {
+	down flow.Subscriber[T]
+	st   *Stage
+	up   flow.Subscription
+}
+
+func (o *observer[T]) OnSubscribe(s flow.Subscription) {
+	o.up = s
+	o.down.OnSubscribe(o)
+}
+
+func (o *observer[T]) OnNext(v T) {
+	o.st.Next()
+	o.down.OnNext(v)
+	o.st.Returned()
+}
+
+func (o *observer[T]) OnError(err error) {
+	o.st.End(Failed)
+	o.down.OnError(err)
+}
+
+func (o *observer[T]) OnComplete() {
+	o.st.End(Completed)
+	o.down.OnComplete()
+}
+
+func (o *observer[T]) Request(n int64) {
+	o.st.Request(n)
+	o.up.Request(n)
+}
+
+func (o *observer[T]) Cancel() {
+	o.st.End(Cancelled)
+	o.up.Cancel()
+}

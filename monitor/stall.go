@@ -159,6 +159,9 @@ func condition(s *probe.Stage, c probe.Counters, w *watch, now time.Time) (Stall
 	if !ready {
 		return 0, time.Time{}
 	}
+	if !c.IdleSince.IsZero() && !c.IdleSince.Before(c.LastRequest) {
+		return Stalled, c.IdleSince
+	}
 	return Stalled, now
 }
 

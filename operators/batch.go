@@ -1,12 +1,14 @@
 package operators
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 	"github.com/sluicego/sluice/internal/ring"
 	"github.com/sluicego/sluice/internal/stage"
 )
@@ -171,6 +173,13 @@ func (p *batchPublisher[T]) Subscribe(s flow.Subscriber[[]T]) {
 		b.epoch = time.Now()
 	}
 	b.drops.Init(p.hook, p.name, &b.dropCounts)
+	kind := "batch"
+	if p.weight != nil {
+		kind = "batchWeighted"
+	}
+	b.probe, b.ctx = probe.Attach(s, kind, p.name, probe.Operator)
+	b.drops.SetProbe(b.probe)
+	b.probe.SetLen(func() int { return int(b.queueLen()) })
 	b.badN.Store(noBadRequest)
 	p.src.Subscribe(b)
 }
@@ -211,6 +220,8 @@ type batchSubscriber[T any] struct {
 	up         ring.Upstream
 	drops      ring.Drops[T]
 	dropCounts [ring.NumReasons]atomic.Int64
+	probe      *probe.Stage    // monitor counters (in batches), nil when not monitored
+	ctx        context.Context // exposed upstream by Context
 
 	down      flow.Subscriber[[]T] // owned by the drain loop
 	demand    flow.Demand
@@ -253,6 +264,10 @@ type batchSubscriber[T any] struct {
 }
 
 // ---- producer side (upstream signals, serial) ----
+
+// Context returns the downstream's context, naming this stage (see
+// package monitor).
+func (b *batchSubscriber[T]) Context() context.Context { return b.ctx }
 
 func (b *batchSubscriber[T]) OnSubscribe(s flow.Subscription) {
 	if s == nil {
@@ -534,6 +549,7 @@ func (b *batchSubscriber[T]) seal(fired uint64) ([]T, bool) {
 
 // Request implements flow.Subscription: n more batches.
 func (b *batchSubscriber[T]) Request(n int64) {
+	b.probe.Request(n)
 	if n <= 0 {
 		b.badN.CompareAndSwap(noBadRequest, n)
 		b.stopped.Store(true)
@@ -546,6 +562,7 @@ func (b *batchSubscriber[T]) Request(n int64) {
 // Cancel implements flow.Subscription.
 func (b *batchSubscriber[T]) Cancel() {
 	if b.cancelled.CompareAndSwap(false, true) {
+		b.probe.End(probe.Cancelled)
 		b.stopped.Store(true)
 		b.drain()
 	}
@@ -605,7 +622,13 @@ func (b *batchSubscriber[T]) drainPass() {
 				}
 				break
 			}
-			b.down.OnNext(batch)
+			if pr := b.probe; pr != nil {
+				pr.Next()
+				b.down.OnNext(batch)
+				pr.Returned()
+			} else {
+				b.down.OnNext(batch)
+			}
 			e++
 			b.emitted += int64(len(batch))
 		}
@@ -682,8 +705,10 @@ func (b *batchSubscriber[T]) terminate() {
 	s, err := b.down, b.err
 	b.release()
 	if err != nil {
+		b.probe.End(probe.Failed)
 		s.OnError(err)
 	} else {
+		b.probe.End(probe.Completed)
 		s.OnComplete()
 	}
 }
@@ -697,6 +722,7 @@ func (b *batchSubscriber[T]) stop(err error) {
 	s := b.down
 	b.release()
 	if err != nil {
+		b.probe.End(probe.Failed)
 		s.OnError(err)
 	}
 }

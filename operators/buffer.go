@@ -1,9 +1,11 @@
 package operators
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 	"github.com/sluicego/sluice/internal/ring"
 	"github.com/sluicego/sluice/internal/stage"
 )
@@ -118,6 +120,7 @@ func Buffer[T any](src flow.Publisher[T], capacity int, policy flow.Overflow, op
 		prefetch = int64(cfg.Prefetch)
 	}
 	return &bufferPublisher[T]{
+		kind:     "buffer",
 		src:      src,
 		capacity: capacity,
 		policy:   policy,
@@ -166,6 +169,7 @@ func LimitRate[T any](src flow.Publisher[T], high, low int, opts ...Option) flow
 		limit = int64(high - high/4)
 	}
 	return &bufferPublisher[T]{
+		kind:     "limitRate",
 		src:      src,
 		capacity: high,
 		policy:   flow.Block,
@@ -177,6 +181,7 @@ func LimitRate[T any](src flow.Publisher[T], high, low int, opts ...Option) flow
 }
 
 type bufferPublisher[T any] struct {
+	kind            string // "buffer" or "limitRate"
 	src             flow.Publisher[T]
 	capacity        int
 	policy          flow.Overflow
@@ -192,7 +197,10 @@ func (p *bufferPublisher[T]) Stats() BufferStats { return toBufferStats(p.stats.
 func (p *bufferPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
 	sub := &bufferSubscriber[T]{down: s, name: p.name}
+	st, ctx := probe.Attach(s, p.kind, p.name, probe.Operator)
+	sub.ctx = ctx
 	cfg := ring.Config[T]{
+		Probe:      st,
 		Capacity:   p.capacity,
 		Policy:     p.policy,
 		Name:       p.name,
@@ -215,7 +223,12 @@ type bufferSubscriber[T any] struct {
 	buf  *ring.Buffer[T]
 	down flow.Subscriber[T] // until OnSubscribe
 	name string
+	ctx  context.Context
 }
+
+// Context returns the downstream's context, naming this stage (see
+// package monitor).
+func (b *bufferSubscriber[T]) Context() context.Context { return b.ctx }
 
 func (b *bufferSubscriber[T]) OnSubscribe(s flow.Subscription) {
 	if s == nil {

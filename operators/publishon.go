@@ -1,10 +1,13 @@
 package operators
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
+	"time"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 	"github.com/sluicego/sluice/internal/ring"
 	"github.com/sluicego/sluice/internal/stage"
 	"github.com/sluicego/sluice/scheduler"
@@ -119,6 +122,9 @@ func (p *publishOnPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 		batch:      1,
 	}
 	x.drops.Init(p.hook, p.name, &p.dropped)
+	x.probe, x.ctx = probe.Attach(s, "publishOn", p.name, probe.Operator)
+	x.drops.SetProbe(x.probe)
+	x.probe.SetLen(x.q.Len)
 	x.task = x.drain // one allocation here, none per wake-up
 	p.src.Subscribe(x)
 }
@@ -140,10 +146,13 @@ type publishOn[T any] struct {
 	limit      int64
 	delayError bool
 	name       string
+	probe      *probe.Stage    // monitor counters, nil when not monitored
+	ctx        context.Context // exposed upstream by Context
 	_          [64]byte
 
-	wip atomic.Int32 // drain-loop token; see signal and OnNext
-	_   [60]byte
+	wip    atomic.Int32
+	wokeAt atomic.Int64 // when monitored: when the drain task was last scheduled // drain-loop token; see signal and OnNext
+	_      [60]byte
 
 	// Signals for the drain loop; read once per item, written rarely.
 	state atomic.Uint32 // st* bits
@@ -188,6 +197,10 @@ const (
 )
 
 // ---- upstream side (the producer) ----
+
+// Context returns the downstream's context, naming this stage (see
+// package monitor).
+func (x *publishOn[T]) Context() context.Context { return x.ctx }
 
 func (x *publishOn[T]) OnSubscribe(up flow.Subscription) {
 	if up == nil {
@@ -253,6 +266,7 @@ func (x *publishOn[T]) OnError(err error) {
 	}
 	x.flush()
 	x.err = err
+	x.probe.UpstreamDone()
 	x.state.Or(stDone)
 	x.signal()
 }
@@ -262,6 +276,7 @@ func (x *publishOn[T]) OnComplete() {
 		return
 	}
 	x.flush()
+	x.probe.UpstreamDone()
 	x.state.Or(stDone)
 	x.signal()
 }
@@ -271,6 +286,7 @@ func (x *publishOn[T]) OnComplete() {
 // Request allows n more deliveries from the queue. It does not request
 // upstream itself: the drain loop keeps the prefetch topped up.
 func (x *publishOn[T]) Request(n int64) {
+	x.probe.Request(n)
 	if n <= 0 {
 		if x.badOnce.CompareAndSwap(false, true) {
 			x.badN = n
@@ -286,6 +302,7 @@ func (x *publishOn[T]) Request(n int64) {
 // and the subscriber.
 func (x *publishOn[T]) Cancel() {
 	if x.state.Or(stCancelled)&stCancelled == 0 {
+		x.probe.End(probe.Cancelled)
 		x.cancelUp()
 		x.signal()
 	}
@@ -303,6 +320,9 @@ func (x *publishOn[T]) signal() {
 // dispatch schedules the drain loop; the caller holds the wip token. If
 // the scheduler refuses, the loop runs here, once, to end the stream.
 func (x *publishOn[T]) dispatch() {
+	if x.probe != nil {
+		x.wokeAt.Store(time.Now().UnixNano())
+	}
 	if err := x.worker.Schedule(x.task); err != nil {
 		x.schedErr = err // we own the loop: no drain is running
 		x.drain()
@@ -382,9 +402,14 @@ func (x *publishOn[T]) passReady() {
 // signal once the queue is empty. It reports whether the state changed in
 // a way the caller must look at (a cancel, an error, a panic).
 func (x *publishOn[T]) emit() (again bool) {
-	d := x.down
+	d, pr := x.down, x.probe
 	r := x.demand.Load()
 	var e int64
+	if pr != nil {
+		if t := x.wokeAt.Swap(0); t != 0 && r != 0 && !x.q.Empty() {
+			pr.ObserveLatency(time.Duration(time.Now().UnixNano() - t))
+		}
+	}
 	x.inNext = true
 	defer func() {
 		if x.inNext { // downstream's OnNext panicked
@@ -417,7 +442,13 @@ func (x *publishOn[T]) emit() (again bool) {
 			}
 			break
 		}
-		d.OnNext(v)
+		if pr != nil {
+			pr.Next()
+			d.OnNext(v)
+			pr.Returned()
+		} else {
+			d.OnNext(v)
+		}
 		e++
 		if x.consumed++; x.consumed == x.limit {
 			x.consumed = 0
@@ -512,8 +543,10 @@ func (x *publishOn[T]) terminate() {
 	d, err := x.down, x.err
 	x.release()
 	if err != nil {
+		x.probe.End(probe.Failed)
 		d.OnError(err)
 	} else {
+		x.probe.End(probe.Completed)
 		d.OnComplete()
 	}
 }
@@ -525,6 +558,7 @@ func (x *publishOn[T]) stop(err error) {
 	d := x.down
 	x.release()
 	if err != nil {
+		x.probe.End(probe.Failed)
 		d.OnError(err)
 	}
 }

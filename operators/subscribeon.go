@@ -1,10 +1,12 @@
 package operators
 
 import (
+	"context"
 	"fmt"
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 	"github.com/sluicego/sluice/scheduler"
 )
 
@@ -58,6 +60,7 @@ type subscribeOnPublisher[T any] struct {
 func (p *subscribeOnPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
 	x := &subscribeOn[T]{worker: p.sched.Worker(), name: p.name}
+	x.probe, x.ctx = probe.Attach(s, "subscribeOn", p.name, probe.Operator)
 	x.down.Store(&s)
 	x.task = x.drain
 	s.OnSubscribe(x)
@@ -84,11 +87,17 @@ type subscribeOn[T any] struct {
 	task      func()
 	worker    scheduler.Worker
 	name      string
+	probe     *probe.Stage    // monitor counters, nil when not monitored
+	ctx       context.Context // exposed upstream by Context
 
 	badSent bool // drain-owned
 }
 
 // ---- upstream side ----
+
+// Context returns the downstream's context, naming this stage (see
+// package monitor).
+func (x *subscribeOn[T]) Context() context.Context { return x.ctx }
 
 func (x *subscribeOn[T]) OnSubscribe(up flow.Subscription) {
 	if up == nil {
@@ -107,6 +116,12 @@ func (x *subscribeOn[T]) OnSubscribe(up flow.Subscription) {
 
 func (x *subscribeOn[T]) OnNext(item T) {
 	if p := x.down.Load(); p != nil {
+		if pr := x.probe; pr != nil {
+			pr.Next()
+			(*p).OnNext(item)
+			pr.Returned()
+			return
+		}
 		(*p).OnNext(item)
 	}
 }
@@ -116,12 +131,14 @@ func (x *subscribeOn[T]) OnError(err error) {
 		panic("sluice: OnError called with a nil error (rule 2.13)")
 	}
 	if p := x.down.Swap(nil); p != nil {
+		x.probe.End(probe.Failed)
 		(*p).OnError(err)
 	}
 }
 
 func (x *subscribeOn[T]) OnComplete() {
 	if p := x.down.Swap(nil); p != nil {
+		x.probe.End(probe.Completed)
 		(*p).OnComplete()
 	}
 }
@@ -130,6 +147,7 @@ func (x *subscribeOn[T]) OnComplete() {
 
 // Request records n and schedules its forwarding on the worker.
 func (x *subscribeOn[T]) Request(n int64) {
+	x.probe.Request(n)
 	if n <= 0 {
 		if x.badOnce.CompareAndSwap(false, true) {
 			x.badN = n
@@ -151,6 +169,7 @@ func (x *subscribeOn[T]) Cancel() {
 	if !x.cancelled.CompareAndSwap(false, true) {
 		return
 	}
+	x.probe.End(probe.Cancelled)
 	x.down.Store(nil)
 	if up := x.up.Load(); up != nil {
 		(*up).Cancel()

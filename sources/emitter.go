@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 	"github.com/sluicego/sluice/internal/ring"
 	"github.com/sluicego/sluice/internal/stage"
 )
@@ -283,6 +284,8 @@ func (p emitterPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 		flow.Reject(s, fmt.Errorf("%w: %s", ErrSubscribed, p.e.name))
 		return
 	}
+	st, _ := probe.Attach(s, "emitter", p.e.name, probe.HotSource)
+	p.e.buf.SetProbe(st)
 	p.e.buf.Attach(s)
 }
 

@@ -117,9 +117,12 @@ type Stage struct {
 	busy        atomic.Bool  // delivering the item that used the last demand
 	upDone      atomic.Bool  // upstream has completed (nothing more will come)
 	lastRequest atomic.Int64 // unix nanoseconds, 0 = never
+	idleSince   atomic.Int64 // unix nanoseconds: the OnNext that used the last demand returned
 	dropped     [NumReasons]atomic.Int64
 	latency     [NumBuckets]atomic.Int64
 	latencySum  atomic.Int64 // nanoseconds
+
+	length func() int // reports Buffered when set; read by readers only
 
 	// Owned by the goroutine that delivers items (serial by rule 1.3).
 	n         int64
@@ -151,10 +154,14 @@ func (s *Stage) Next() {
 	}
 }
 
-// Returned marks the end of the OnNext call that Next announced.
+// Returned marks the end of the OnNext call that Next announced. After
+// the item that used the last outstanding demand it records the time, so
+// the stall detector knows exactly when demand ran out; that costs a
+// clock read per exhaustion of demand, never per item otherwise.
 func (s *Stage) Returned() {
 	if s.watchBusy {
 		s.watchBusy = false
+		s.idleSince.Store(time.Now().UnixNano())
 		s.busy.Store(false)
 	}
 }
@@ -201,6 +208,16 @@ func (s *Stage) Refresh() { s.publishAt.Store(0) }
 func (s *Stage) SetBuffered(n int) {
 	if s != nil {
 		s.buffered.Store(int64(n))
+	}
+}
+
+// SetLen makes readers take Buffered from length, a goroutine-safe
+// function (such as a ring's Len), instead of SetBuffered; the item path
+// then pays nothing for it. Call it before the stage is read, right after
+// Attach.
+func (s *Stage) SetLen(length func() int) {
+	if s != nil {
+		s.length = length
 	}
 }
 
@@ -276,6 +293,7 @@ type Counters struct {
 	Busy        bool
 	UpDone      bool
 	LastRequest time.Time // zero if no Request came
+	IdleSince   time.Time // when the OnNext that used the last demand returned; zero if never
 	Dropped     [NumReasons]int64
 	Latency     [NumBuckets]int64
 	LatencySum  time.Duration
@@ -297,8 +315,14 @@ func (s *Stage) Read() Counters {
 		UpDone:     s.upDone.Load(),
 		LatencySum: time.Duration(s.latencySum.Load()),
 	}
+	if s.length != nil {
+		c.Buffered = int64(s.length())
+	}
 	if ns := s.lastRequest.Load(); ns != 0 {
 		c.LastRequest = time.Unix(0, ns)
+	}
+	if ns := s.idleSince.Load(); ns != 0 {
+		c.IdleSince = time.Unix(0, ns)
 	}
 	for i := range c.Dropped {
 		c.Dropped[i] = s.dropped[i].Load()

@@ -5,6 +5,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 )
 
 // Result is the outcome of Buffer.Offer.
@@ -51,6 +52,8 @@ type Config[T any] struct {
 	// OnRoom, if set, is called by the drain loop after it took items out
 	// of the ring, and once when the subscription ends.
 	OnRoom func()
+	// Probe receives the monitor counters of the stage, or is nil.
+	Probe *probe.Stage
 }
 
 const noBad = 1 // Buffer.badN when no non-positive request was seen
@@ -71,6 +74,7 @@ type Buffer[T any] struct {
 	drops Drops[T]
 	stats *Stats
 
+	probe     atomic.Pointer[probe.Stage]
 	down      flow.Subscriber[T] // owned by the drain loop once attached
 	attached  atomic.Bool
 	demand    flow.Demand
@@ -95,9 +99,19 @@ type Buffer[T any] struct {
 func NewBuffer[T any](cfg Config[T]) *Buffer[T] {
 	b := &Buffer[T]{cfg: cfg, ring: New[T](cfg.Capacity), stats: cfg.Stats}
 	b.drops.Init(cfg.Hook, cfg.Name, &cfg.Stats.Dropped)
+	b.SetProbe(cfg.Probe)
 	b.badN.Store(noBad)
 	b.stats.Register(b.ring)
 	return b
+}
+
+// SetProbe makes the buffer count into st (nil: stop counting). A hot
+// source whose buffer exists before its subscriber calls it when the
+// subscriber arrives, before Attach.
+func (b *Buffer[T]) SetProbe(st *probe.Stage) {
+	st.SetLen(b.ring.Len)
+	b.drops.SetProbe(st)
+	b.probe.Store(st)
 }
 
 // Attach makes s the subscriber: it calls s.OnSubscribe(b), makes the
@@ -205,6 +219,7 @@ func (b *Buffer[T]) Finish(err error) {
 	}
 	b.closed = true
 	b.err = err
+	b.probe.Load().UpstreamDone()
 	b.done.Store(true)
 }
 
@@ -215,6 +230,7 @@ func (b *Buffer[T]) Stopped() bool { return b.stopped.Load() }
 
 // Request implements flow.Subscription.
 func (b *Buffer[T]) Request(n int64) {
+	b.probe.Load().Request(n)
 	if n <= 0 {
 		b.badN.CompareAndSwap(noBad, n)
 		b.stopped.Store(true)
@@ -227,6 +243,7 @@ func (b *Buffer[T]) Request(n int64) {
 // Cancel implements flow.Subscription.
 func (b *Buffer[T]) Cancel() {
 	if b.cancelled.CompareAndSwap(false, true) {
+		b.probe.Load().End(probe.Cancelled)
 		b.stopped.Store(true)
 		b.drain()
 	}
@@ -303,7 +320,13 @@ func (b *Buffer[T]) drainPass() {
 				}
 				break
 			}
-			b.down.OnNext(v)
+			if st := b.probe.Load(); st != nil {
+				st.Next()
+				b.down.OnNext(v)
+				st.Returned()
+			} else {
+				b.down.OnNext(v)
+			}
 			e++
 			if b.stopped.Load() {
 				interrupted = true
@@ -351,8 +374,10 @@ func (b *Buffer[T]) terminate() {
 	s, err := b.down, b.err
 	b.release()
 	if err != nil {
+		b.probe.Load().End(probe.Failed)
 		s.OnError(err)
 	} else {
+		b.probe.Load().End(probe.Completed)
 		s.OnComplete()
 	}
 }
@@ -367,6 +392,7 @@ func (b *Buffer[T]) stop(err error) {
 	s := b.down
 	b.release()
 	if err != nil {
+		b.probe.Load().End(probe.Failed)
 		s.OnError(err)
 	}
 }

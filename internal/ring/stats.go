@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 )
 
 // NumReasons bounds the flow.DropReason values: counters are indexed by
@@ -102,7 +103,12 @@ type Drops[T any] struct {
 	mu     sync.Mutex
 	broken atomic.Bool
 	err    atomic.Pointer[error]
+	probe  atomic.Pointer[probe.Stage] // monitor counters, nil when not monitored
 }
+
+// SetProbe makes d count its drops into st too. Call it before the first
+// Drop.
+func (d *Drops[T]) SetProbe(st *probe.Stage) { d.probe.Store(st) }
 
 // Init sets the hook (nil for none), the stage name used in errors, and
 // the counters to add to.
@@ -113,6 +119,7 @@ func (d *Drops[T]) Init(hook func(T, flow.DropReason), name string, counts *[Num
 // Drop counts v as dropped for reason r and calls the hook.
 func (d *Drops[T]) Drop(v T, r flow.DropReason) {
 	d.counts[r].Add(1)
+	d.probe.Load().Drop(r)
 	if d.hook == nil || d.broken.Load() {
 		return
 	}

@@ -194,10 +194,10 @@ func drops(s StageInfo) string {
 // WriteTable writes the snapshot as an aligned text table, one row per
 // stage from the sources down.
 func (s Snapshot) WriteTable(w io.Writer) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintf(tw, "POS\tSTAGE\tKIND\tSTATE\tREQUESTED\tDELIVERED\tDEMAND\tBUFFERED\tDROPPED\tERRORS\tSTALLS\t\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "POS\tSTAGE\tKIND\tSTATE\tREQUESTED\tDELIVERED\tDEMAND\tBUFFERED\tDROPPED\tERRORS\tSTALLS\n")
 	for _, st := range s.ordered() {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\t\n",
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%d\t%s\t%d\t%s\t%d\t%d\n",
 			st.Position, st.Name, st.Kind, st.State, count(st.Requested), st.Delivered,
 			count(st.Outstanding), st.Buffered, drops(st), st.Errors, st.Stalls)
 	}

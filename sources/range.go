@@ -7,6 +7,7 @@ import (
 	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/internal/fuse"
 	"github.com/sluicego/sluice/internal/probe"
+	"github.com/sluicego/sluice/internal/stage"
 )
 
 // Range returns a publisher that emits the count integers start,
@@ -21,21 +22,44 @@ import (
 // Unbounded demand), and it allocates only at Subscribe.
 //
 // Range panics if count < 0 or if start+count overflows int.
-func Range(start, count int) flow.Publisher[int] {
+//
+// Options: [Name] names the stage for the monitor package; without it a
+// monitored Range is named "range#N" when subscribed.
+func Range(start, count int, opts ...Option) flow.Publisher[int] {
 	if count < 0 {
 		panic("sluice: Range: count < 0")
 	}
 	if start > 0 && count > math.MaxInt-start {
 		panic("sluice: Range: start+count overflows int")
 	}
-	return rangePublisher{start: start, end: start + count}
+	return rangePublisher{start: start, end: start + count, name: givenName(opts)}
 }
 
-type rangePublisher struct{ start, end int }
+type rangePublisher struct {
+	start, end int
+	name       string // given with Name, or empty
+}
+
+// givenName returns the name set by opts, or "" (the monitor derives one
+// when it registers the stage). Sources without a drop hook use it, so
+// that constructing one takes no lock.
+func givenName(opts []Option) string {
+	if len(opts) == 0 {
+		return ""
+	}
+	var c stage.Config
+	for _, o := range opts {
+		if o == nil {
+			panic("sluice: nil Option")
+		}
+		o.apply(&c)
+	}
+	return c.Name
+}
 
 // FusedLoop runs the whole range as a plain loop (see internal/fuse).
 func (p rangePublisher) FusedLoop(run *fuse.Run, yield func(int) bool) error {
-	if st := run.Attach("range", "", probe.Source); st != nil {
+	if st := run.Attach("range", p.name, probe.Source); st != nil {
 		return fusedCounted(st, p.start, p.end, func(i int) int { return i }, yield)
 	}
 	for i := p.start; i < p.end; i++ {
@@ -74,7 +98,7 @@ func (p rangePublisher) Subscribe(s flow.Subscriber[int]) {
 		flow.Complete(s)
 		return
 	}
-	if st, _ := probe.Attach(s, "range", "", probe.Source); st != nil {
+	if st, _ := probe.Attach(s, "range", p.name, probe.Source); st != nil {
 		s = probe.Observe(st, s)
 	}
 	s.OnSubscribe(&rangeSubscription{s: s, index: p.start, end: p.end})
@@ -198,8 +222,10 @@ func (r *rangeSubscription) complete(s flow.Subscriber[int]) {
 // goroutine whose Request moved the demand off zero (see the package doc).
 // Like [Range], an item costs about what a plain loop over items calling
 // OnNext through the interface costs, and it allocates only at Subscribe.
-func Slice[T any](items []T) flow.Publisher[T] {
-	return slicePublisher[T]{items: items}
+//
+// Options: [Name], as for Range.
+func Slice[T any](items []T, opts ...Option) flow.Publisher[T] {
+	return slicePublisher[T]{items: items, name: givenName(opts)}
 }
 
 // Just returns a publisher that emits its arguments in order and then
@@ -209,11 +235,14 @@ func Just[T any](items ...T) flow.Publisher[T] {
 	return Slice(items)
 }
 
-type slicePublisher[T any] struct{ items []T }
+type slicePublisher[T any] struct {
+	items []T
+	name  string
+}
 
 // FusedLoop runs the whole slice as a plain loop (see internal/fuse).
 func (p slicePublisher[T]) FusedLoop(run *fuse.Run, yield func(T) bool) error {
-	if st := run.Attach("slice", "", probe.Source); st != nil {
+	if st := run.Attach("slice", p.name, probe.Source); st != nil {
 		return fusedCounted(st, 0, len(p.items), func(i int) T { return p.items[i] }, yield)
 	}
 	for _, v := range p.items {
@@ -230,7 +259,7 @@ func (p slicePublisher[T]) Subscribe(s flow.Subscriber[T]) {
 		flow.Complete(s)
 		return
 	}
-	if st, _ := probe.Attach(s, "slice", "", probe.Source); st != nil {
+	if st, _ := probe.Attach(s, "slice", p.name, probe.Source); st != nil {
 		s = probe.Observe(st, s)
 	}
 	s.OnSubscribe(&sliceSubscription[T]{s: s, items: p.items})

@@ -1,0 +1,151 @@
+package monitor_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/monitor"
+	"github.com/sluicego/sluice/operators"
+	"github.com/sluicego/sluice/sinks"
+	"github.com/sluicego/sluice/sources"
+)
+
+// row is the part of a StageInfo that tests compare.
+type row struct {
+	ID, Position, Downstream int
+	Name, Kind               string
+	State                    monitor.State
+	Requested, Delivered     int64
+	Outstanding, Buffered    int64
+	Dropped                  map[flow.DropReason]int64
+}
+
+func rows(s monitor.Snapshot) []row {
+	out := make([]row, len(s.Stages))
+	for i, st := range s.Stages {
+		out[i] = row{st.ID, st.Position, st.Downstream, st.Name, st.Kind, st.State,
+			st.Requested, st.Delivered, st.Outstanding, st.Buffered, st.Dropped}
+	}
+	return out
+}
+
+func chain() flow.Publisher[int] {
+	double := operators.Map(sources.Range(0, 10, sources.Name("numbers")), func(v int) int { return v * 2 }, operators.Name("double"))
+	return operators.Filter(double, func(v int) bool { return v%4 == 0 }, operators.Name("fours"))
+}
+
+func TestSnapshotOfAFusedRun(t *testing.T) {
+	reg := monitor.New("fused", monitor.Logger(nil))
+	defer reg.Close()
+	got, err := sinks.Collect(reg.Context(context.Background()), chain(), sinks.Name("out"))
+	if diff := cmp.Diff([]int{0, 4, 8, 12, 16}, got); diff != "" || err != nil {
+		t.Fatalf("Collect = %v, (-want +got)\n%s", err, diff)
+	}
+	snap := reg.Snapshot()
+	const u = flow.Unbounded
+	want := []row{
+		{1, 4, 0, "out", "collect", monitor.StateCompleted, u, 5, u, 0, nil},
+		{2, 3, 1, "fours", "filter", monitor.StateCompleted, u, 5, u, 0, nil},
+		{3, 2, 2, "double", "map", monitor.StateCompleted, u, 10, u, 0, nil},
+		{4, 1, 3, "numbers", "range", monitor.StateCompleted, u, 10, u, 0, nil},
+	}
+	if diff := cmp.Diff(want, rows(snap)); diff != "" {
+		t.Errorf("stages (-want +got)\n%s", diff)
+	}
+	wantTable := `POS  STAGE    KIND     STATE      REQUESTED  DELIVERED  DEMAND     BUFFERED  DROPPED  ERRORS  STALLS
+1    numbers  range    completed  unbounded  10         unbounded  0         0        0       0
+2    double   map      completed  unbounded  10         unbounded  0         0        0       0
+3    fours    filter   completed  unbounded  5          unbounded  0         0        0       0
+4    out      collect  completed  unbounded  5          unbounded  0         0        0       0
+`
+	if diff := cmp.Diff(wantTable, snap.Table()); diff != "" {
+		t.Errorf("table (-want +got)\n%s", diff)
+	}
+}
+
+func TestSnapshotOfASubscription(t *testing.T) {
+	reg := monitor.New("subscribed", monitor.Logger(nil))
+	defer reg.Close()
+	// Prefetch(4) turns fusion off: every stage runs the protocol.
+	got, err := sinks.Collect(reg.Context(context.Background()), chain(), sinks.Name("out"), sinks.Prefetch(4))
+	if diff := cmp.Diff([]int{0, 4, 8, 12, 16}, got); diff != "" || err != nil {
+		t.Fatalf("Collect = %v, (-want +got)\n%s", err, diff)
+	}
+	snap := reg.Snapshot()
+	// The sink asks for 4, then 3 more after 3 items: 7. Filter forwards
+	// those and replaces what it rejects in batches (5 rejected of 10).
+	want := []row{
+		{1, 4, 0, "out", "collect", monitor.StateCompleted, 7, 5, 2, 0, nil},
+		{2, 3, 1, "fours", "filter", monitor.StateCompleted, 7, 5, 2, 0, nil},
+		{3, 2, 2, "double", "map", monitor.StateCompleted, 11, 10, 1, 0, nil},
+		{4, 1, 3, "numbers", "range", monitor.StateCompleted, 11, 10, 1, 0, nil},
+	}
+	if diff := cmp.Diff(want, rows(snap)); diff != "" {
+		t.Errorf("stages (-want +got)\n%s", diff)
+	}
+}
+
+func TestSnapshotCountsDropsByReason(t *testing.T) {
+	reg := monitor.New("drops", monitor.Logger(nil))
+	defer reg.Close()
+	var hooked []int
+	buf := operators.Buffer(sources.Range(0, 10), 3, flow.DropOldest, operators.Name("keep-last-3"),
+		operators.OnDrop(func(v int, _ flow.DropReason) { hooked = append(hooked, v) }))
+	sub := &forgetful{ctx: reg.Context(context.Background())}
+	buf.Subscribe(sub) // the range runs at once into the buffer: 7 evicted
+	sub.sub.Request(flow.Unbounded)
+	if diff := cmp.Diff([]int{7, 8, 9}, sub.got); diff != "" {
+		t.Errorf("items (-want +got)\n%s", diff)
+	}
+	var info monitor.StageInfo
+	for _, st := range reg.Snapshot().Stages {
+		if st.Name == "keep-last-3" {
+			info = st
+		}
+	}
+	want := map[flow.DropReason]int64{flow.ReasonOldest: 7}
+	if diff := cmp.Diff(want, info.Dropped); diff != "" {
+		t.Errorf("dropped (-want +got)\n%s", diff)
+	}
+	if len(hooked) != 7 || info.DroppedTotal() != 7 || info.Delivered != 3 {
+		t.Errorf("hooked %v, dropped %d, delivered %d", hooked, info.DroppedTotal(), info.Delivered)
+	}
+}
+
+func TestGraphs(t *testing.T) {
+	reg := monitor.New("graph", monitor.Logger(nil))
+	defer reg.Close()
+	if _, err := sinks.Drain(reg.Context(context.Background()), chain(), sinks.Name("out")); err != nil {
+		t.Fatal(err)
+	}
+	snap := reg.Snapshot()
+	wantDOT := `digraph "graph" {
+	rankdir=LR;
+	node [shape=box];
+	s4 [label="numbers\ncompleted, delivered 10"];
+	s3 [label="double\ncompleted, delivered 10"];
+	s2 [label="fours\ncompleted, delivered 5"];
+	s1 [label="out\ncompleted, delivered 5"];
+	s2 -> s1 [label="demand unbounded, buffered 0"];
+	s3 -> s2 [label="demand unbounded, buffered 0"];
+	s4 -> s3 [label="demand unbounded, buffered 0"];
+}
+`
+	if diff := cmp.Diff(wantDOT, snap.DOT()); diff != "" {
+		t.Errorf("DOT (-want +got)\n%s", diff)
+	}
+	wantMermaid := `flowchart LR
+    s4["numbers<br/>completed, delivered 10"]
+    s3["double<br/>completed, delivered 10"]
+    s2["fours<br/>completed, delivered 5"]
+    s1["out<br/>completed, delivered 5"]
+    s2 -->|"demand unbounded, buffered 0"| s1
+    s3 -->|"demand unbounded, buffered 0"| s2
+    s4 -->|"demand unbounded, buffered 0"| s3
+`
+	if diff := cmp.Diff(wantMermaid, snap.Mermaid()); diff != "" {
+		t.Errorf("Mermaid (-want +got)\n%s", diff)
+	}
+}

@@ -60,8 +60,12 @@ func (r Report) String() string {
 	if !s.LastRequest.IsZero() {
 		last = r.At.Sub(s.LastRequest).Round(time.Millisecond).String() + " ago"
 	}
-	return fmt.Sprintf("sluice: pipeline %q: stage %q (%s, position %d of %d) %s for %v: buffered %d, requested %d, delivered %d, last request %s",
-		r.Pipeline, s.Name, s.Kind, s.Position, r.Stages, r.Kind, r.Duration.Round(time.Millisecond),
+	why := "its subscriber stopped requesting"
+	if r.Kind == NeverRequested {
+		why = "its subscriber never requested"
+	}
+	return fmt.Sprintf("sluice: pipeline %q: stage %q (%s, position %d of %d) %s for %v (%s): buffered %d, requested %d, delivered %d, last request %s",
+		r.Pipeline, s.Name, s.Kind, s.Position, r.Stages, r.Kind, r.Duration.Round(time.Millisecond), why,
 		s.Buffered, s.Requested, s.Delivered, last)
 }
 

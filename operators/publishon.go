@@ -458,6 +458,7 @@ func (x *publishOn[T]) emit() (again bool) {
 	}
 	x.inNext = false
 	x.delivered(e)
+	pr.Flush()
 	if !again && x.state.Load()&stDone != 0 && x.q.Empty() && (x.err == nil || x.delayError) {
 		x.terminate() // no demand is needed for a terminal signal
 	}

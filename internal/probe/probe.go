@@ -177,7 +177,10 @@ func (s *Stage) publish() {
 		s.watchBusy = true
 	}
 	next := s.n + 1024
-	if req > s.n && req < next {
+	switch {
+	case s.Role == Sink:
+		next = s.n + 1 // a sink's count is the one users read: always exact
+	case req > s.n && req < next:
 		next = req
 	}
 	s.publishAt.Store(next)
@@ -193,7 +196,8 @@ func (s *Stage) Add(n int64) {
 }
 
 // Flush publishes the delivered count. Only the delivering goroutine may
-// call it; stages call it before a terminal signal.
+// call it: stages with a drain loop call it at the end of each pass, so
+// their counts are exact whenever they rest.
 func (s *Stage) Flush() {
 	if s != nil {
 		s.delivered.Store(s.n)

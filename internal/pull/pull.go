@@ -213,6 +213,7 @@ func (p *subscription[T]) pull(n int64) (panicked error) {
 		}
 		n = p.demand.Load()
 		if n == e {
+			st.Flush()
 			if n = p.demand.Produced(e); n == 0 {
 				return nil
 			}

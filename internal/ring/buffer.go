@@ -335,6 +335,9 @@ func (b *Buffer[T]) drainPass() {
 			b.consumedOne()
 		}
 		b.delivered(e)
+		if st := b.probe.Load(); st != nil {
+			st.Flush()
+		}
 		if interrupted {
 			continue
 		}

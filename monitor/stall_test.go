@@ -300,3 +300,27 @@ func (l *forgetfulLink) OnComplete()       { l.down.OnComplete() }
 func (l *forgetfulLink) Request(int64)     {} // forgotten
 func (l *forgetfulLink) Cancel()           { l.up.Cancel() }
 
+
+// The registry is never closed here: synctest.Test returns only once every
+// goroutine of the bubble has exited, so a checker that outlived its
+// pipeline would keep the test from ending.
+func TestCheckerStopsWhenThePipelineEndsAndRestarts(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var rs reports
+		reg := newRegistry(&rs)
+		if _, err := sinks.Drain(reg.Context(context.Background()), sources.Range(0, 100)); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the checker sees every stage ended and exits
+
+		// A second pipeline on the same registry starts it again.
+		sub := &forgetful{ctx: reg.Context(context.Background()), first: 1}
+		operators.Map(sources.Range(0, 10), func(v int) int { return v }, operators.Name("again")).Subscribe(sub)
+		time.Sleep(threshold)
+		synctest.Wait()
+		if got := rs.list(); len(got) != 1 || got[0].Stage.Name != "again" {
+			t.Fatalf("reports after restart: %v", got)
+		}
+		sub.cancel()
+	})
+}

@@ -300,7 +300,6 @@ func (l *forgetfulLink) OnComplete()       { l.down.OnComplete() }
 func (l *forgetfulLink) Request(int64)     {} // forgotten
 func (l *forgetfulLink) Cancel()           { l.up.Cancel() }
 
-
 // The registry is never closed here: synctest.Test returns only once every
 // goroutine of the bubble has exited, so a checker that outlived its
 // pipeline would keep the test from ending.

@@ -94,6 +94,31 @@ func TestLoopFusionMatchesSubscriptionPath(t *testing.T) {
 				}
 			}, operators.Name("peek"))
 		}, outcome{Items: []int{0}, Err: "peek: sluice: panic: tap 1"}},
+		// Two layers that share code: the panic is told apart by its place
+		// in the chain, not by the function.
+		{"outer of two maps panics", func() flow.Publisher[int] {
+			inner := operators.Map(sources.Range(0, 10), double, operators.Name("inner"))
+			return operators.Map(inner, func(v int) int {
+				if v == 6 {
+					panic("outer")
+				}
+				return v
+			}, operators.Name("outer"))
+		}, outcome{Items: []int{0, 2, 4}, Err: "outer: sluice: panic: outer"}},
+		{"inner of two maps panics", func() flow.Publisher[int] {
+			inner := operators.Map(sources.Range(0, 10), func(v int) int {
+				if v == 2 {
+					panic("inner")
+				}
+				return v
+			}, operators.Name("inner"))
+			return operators.Map(inner, double, operators.Name("outer"))
+		}, outcome{Items: []int{0, 2}, Err: "inner: sluice: panic: inner"}},
+		{"nested helper calls inside the user function", func() flow.Publisher[int] {
+			return operators.Filter(operators.Map(sources.Range(0, 10), double, operators.Name("double")), func(v int) bool {
+				return deepPanic(v, 3)
+			}, operators.Name("deep"))
+		}, outcome{Items: []int{0, 2, 4}, Err: "deep: sluice: panic: deep 6"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -150,4 +175,15 @@ func TestLoopFusionStopsOnCancelWhileFilterRejects(t *testing.T) {
 			t.Errorf("filter called %d times, want 1001 (the source checks the stop flag before each item)", calls)
 		}
 	})
+}
+
+// deepPanic panics for v == 6 from depth calls down.
+func deepPanic(v, depth int) bool {
+	if depth > 0 {
+		return deepPanic(v, depth-1)
+	}
+	if v == 6 {
+		panic(fmt.Sprint("deep ", v))
+	}
+	return true
 }

@@ -73,14 +73,10 @@ func runFused[T any](ctx context.Context, c config, l fuse.Loop[T], stop *stopFl
 	}
 	defer func() {
 		if v := recover(); v != nil {
-			if p, named := v.(fuse.Panic); named {
-				ok, err = true, p.Err
-			} else {
-				ok, err = true, flow.NewPanicError(v)
-			}
+			ok, err = true, run.Attribute(v) // the stack still holds the panic's frames
 		}
 	}()
-	err = l.FusedLoop(run, yield)
+	err = l.FusedLoop(run, fuse.Layer(run, "", yield))
 	if stop.Load() {
 		return false, context.Cause(ctx)
 	}

@@ -6,15 +6,20 @@
 // directly instead of subscribing: the items, their order, the errors and
 // the panics are exactly those the subscription would deliver under
 // unbounded demand, but each item costs a few function calls instead of an
-// OnNext per stage, each under its own deferred recover. This is Reactor's
+// OnNext per stage, each under its own deferred recover; a panic is
+// attributed to its stage from the stack, after the fact. This is Reactor's
 // macro-fusion idea, applied only where it cannot be observed: stateless,
 // synchronous, cold publishers.
 package fuse
 
 import (
 	"context"
+	"fmt"
+	"reflect"
+	"runtime"
 	"sync/atomic"
 
+	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/internal/probe"
 )
 
@@ -27,10 +32,26 @@ type Loop[T any] interface {
 	// returns false once run.Stop is set; a stage that swallows an item
 	// (Filter) checks it itself instead, so a stream stops within one
 	// item of the flag being set even when nothing reaches the sink. A
-	// panic in a user function propagates to the caller, as a [Panic]
-	// when a stage has named it. Before calling the FusedLoop of the
-	// stage above it, a stage calls run.Attach, once.
+	// panic in a user function propagates to the caller, which recovers
+	// it and asks [Run.Attribute] for the stage to name. Before calling
+	// the FusedLoop of the stage above it, a stage calls run.Attach once
+	// and passes its per-item closure through [Layer].
 	FusedLoop(run *Run, yield func(T) bool) error
+}
+
+// End records how a monitored layer's run ended: failed when err is not
+// nil or a panic is on its way (panicking), cancelled when the layer's
+// downstream stopped it, completed otherwise.
+func End(st *probe.Stage, err error, panicking, stopped bool) {
+	switch {
+	case st == nil:
+	case err != nil || panicking:
+		st.End(probe.Failed)
+	case stopped:
+		st.End(probe.Cancelled)
+	default:
+		st.End(probe.Completed)
+	}
 }
 
 // Run is the state that the layers of one fused run share.
@@ -40,6 +61,15 @@ type Run struct {
 	ctx   context.Context
 	sink  *probe.Stage // the first stage attached
 	below *probe.Stage // the second: the stage the sink receives from
+
+	// The per-item closures of the layers, from the sink upward, for
+	// attributing a panic to its stage (see Attribute).
+	layers []layer
+}
+
+type layer struct {
+	entry uintptr // code address of the closure
+	name  string  // stage name; "" for the sink
 }
 
 // NewRun returns a run that stops when stop is set and whose stages
@@ -71,23 +101,63 @@ func (r *Run) Attach(kind, name string, role probe.Role) *probe.Stage {
 	return st
 }
 
-// End records how a monitored layer's run ended: failed when err is not
-// nil or a panic is on its way (panicking), cancelled when the layer's
-// downstream stopped it, completed otherwise.
-func End(st *probe.Stage, err error, panicking, stopped bool) {
-	switch {
-	case st == nil:
-	case err != nil || panicking:
-		st.End(probe.Failed)
-	case stopped:
-		st.End(probe.Cancelled)
-	default:
-		st.End(probe.Completed)
-	}
+// Layer records fn, the closure through which the stage called name
+// receives each item and calls its user function, and returns it. The
+// sink records its own closure with name "". Layers are recorded from the
+// sink upward, as they are set up.
+//
+// A fused run has no per-item panic guard: a panic unwinds to the sink,
+// which calls Attribute to find the stage whose user function raised it.
+// That is what lets a layer cost only its calls.
+func Layer[T any](r *Run, name string, fn func(T) bool) func(T) bool {
+	r.layers = append(r.layers, layer{entry: reflect.ValueOf(fn).Pointer(), name: name})
+	return fn
 }
 
-// Panic is the value a fused stage re-panics with when its user function
-// panicked: Err is the error the stage would have signalled downstream
-// (the *flow.PanicError wrapped with the stage name). The sink that runs
-// the loop recovers it and returns Err.
-type Panic struct{ Err error }
+// Attribute returns the error for v, a value just recovered from a panic
+// of the run, by the deferred function that recovered it (the panicking
+// frames are still on the stack then): a *flow.PanicError, wrapped with
+// the name of the stage whose user function panicked, or bare when the
+// sink's own function (or no layer) did.
+//
+// The layers' closures call one another, from the source's loop to the
+// sink, so the frames just below the panic are the panicking layer's
+// closure and, under it, consecutively, the closures of every layer
+// nearer the source. Counting them gives the layer's place in the chain,
+// even when two layers share code (Map over Map).
+func (r *Run) Attribute(v any) error {
+	err := flow.NewPanicError(v)
+	if name := r.panicked(); name != "" {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return err
+}
+
+func (r *Run) panicked() string {
+	entries := make(map[uintptr]bool, len(r.layers))
+	for _, l := range r.layers {
+		entries[l.entry] = true
+	}
+	pcs := make([]uintptr, 256)
+	pcs = pcs[:runtime.Callers(2, pcs)]
+	frames := runtime.CallersFrames(pcs)
+	depth, seenPanic := 0, false
+	for {
+		f, more := frames.Next()
+		switch {
+		case !seenPanic:
+			seenPanic = f.Function == "runtime.gopanic"
+		case entries[f.Entry]:
+			depth++
+		case depth > 0:
+			more = false // the chain of closures has ended
+		}
+		if !more {
+			break
+		}
+	}
+	if depth == 0 || depth > len(r.layers) {
+		return ""
+	}
+	return r.layers[len(r.layers)-depth].name
+}

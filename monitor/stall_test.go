@@ -323,3 +323,72 @@ func TestCheckerStopsWhenThePipelineEndsAndRestarts(t *testing.T) {
 		sub.cancel()
 	})
 }
+
+// groupsSub subscribes to every group except the one for skip, with
+// unbounded demand; it takes part in monitoring through Context.
+type groupsSub struct {
+	ctx  context.Context
+	skip int
+	mu   sync.Mutex
+	subs []flow.Subscription
+	got  map[int][]int
+}
+
+func (g *groupsSub) Context() context.Context { return g.ctx }
+func (g *groupsSub) OnSubscribe(s flow.Subscription) {
+	g.keep(s)
+	s.Request(flow.Unbounded)
+}
+func (g *groupsSub) OnNext(grp *operators.Group[int, int]) {
+	if grp.Key() == g.skip {
+		return // the bug: this group is never consumed
+	}
+	k := grp.Key()
+	grp.Subscribe(flow.SubscriberFuncs[int]{
+		Subscribe: func(s flow.Subscription) { g.keep(s); s.Request(flow.Unbounded) },
+		Next: func(v int) {
+			g.mu.Lock()
+			g.got[k] = append(g.got[k], v)
+			g.mu.Unlock()
+		},
+	})
+}
+func (g *groupsSub) OnError(error) {}
+func (g *groupsSub) OnComplete()   {}
+func (g *groupsSub) keep(s flow.Subscription) {
+	g.mu.Lock()
+	g.subs = append(g.subs, s)
+	g.mu.Unlock()
+}
+func (g *groupsSub) cancelAll() {
+	g.mu.Lock()
+	subs := g.subs
+	g.mu.Unlock()
+	for _, s := range subs {
+		s.Cancel()
+	}
+}
+
+func TestStalledGroupByGroupIsReported(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		start := time.Now()
+		var rs reports
+		reg := newRegistry(&rs)
+		defer reg.Close()
+		groups := operators.GroupBy(sources.Range(0, 100), func(v int) int { return v % 3 }, 3,
+			operators.Name("by-tenant"), operators.Prefetch(8))
+		sub := &groupsSub{ctx: reg.Context(context.Background()), skip: 2, got: map[int][]int{}}
+		groups.Subscribe(sub)
+		time.Sleep(threshold)
+		synctest.Wait()
+		// Group 2 fills its queue (8) and, once the head item for it
+		// cannot be routed, the whole GroupBy waits: groups 0 and 1 got
+		// what was routed before.
+		want := []brief{{Kind: monitor.NeverRequested, Stage: "by-tenant[2]", Position: 3, Stages: 5,
+			Duration: threshold, Buffered: 8}}
+		if diff := cmp.Diff(want, briefs(rs.list(), start)); diff != "" {
+			t.Errorf("reports (-want +got)\n%s", diff)
+		}
+		sub.cancelAll()
+	})
+}

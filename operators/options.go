@@ -34,7 +34,8 @@ func OnDrop[T any](hook func(item T, reason flow.DropReason)) Option {
 
 // Prefetch sets how many items a stage that requests ahead asks for
 // before it is drained; it replenishes by 75 % of it. Buffer (as a cap
-// under its capacity), BatchWeighted and the async boundaries use it;
+// under its capacity), BatchWeighted, the async boundaries, Partition (per
+// output queue) and GroupBy (per group queue and routing queue) use it;
 // stages that do not request ahead, including LimitRate (whose high and
 // low arguments say the same thing), ignore it. n <= 0 panics.
 func Prefetch(n int) Option {

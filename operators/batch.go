@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/fuse"
 	"github.com/sluicego/sluice/internal/probe"
 	"github.com/sluicego/sluice/internal/ring"
 	"github.com/sluicego/sluice/internal/stage"
@@ -58,7 +59,8 @@ const maxInitialBatch = 1 << 12
 // OnComplete or OnError), and an upstream that falls silent after Cancel
 // leaves them unreported.
 //
-// Each emitted slice is new and owned by the receiver. The timer is one
+// Each emitted slice is new and owned by the receiver, unless
+// [ReuseBatches] is given: then it is valid only until OnNext returns. The timer is one
 // time.AfterFunc per subscription, armed once per batch (at its first
 // item) and stopped when the batch is handed on or the stream ends; it
 // works under testing/synctest.
@@ -83,13 +85,22 @@ func Batch[T any](src flow.Publisher[T], size int, maxWait time.Duration, opts .
 		panic("sluice: Batch: maxWait < 0")
 	}
 	cfg, name := newConfig("batch", opts)
-	return &batchPublisher[T]{
+	reuse := reuseBatches(opts)
+	if reuse && maxWait > 0 {
+		panic("sluice: Batch: ReuseBatches needs maxWait == 0")
+	}
+	p := &batchPublisher[T]{
 		src:     src,
 		size:    size,
 		maxWait: maxWait,
 		name:    name,
 		hook:    stage.DropHook[T](&cfg, name),
+		reuse:   reuse,
 	}
+	if l, ok := src.(fuse.Loop[T]); ok && maxWait == 0 {
+		return batchLoop[T]{p, l} // loop.go
+	}
+	return p
 }
 
 // BatchWeighted groups the items of src into slices whose total weight
@@ -146,6 +157,7 @@ func BatchWeighted[T any](src flow.Publisher[T], maxWeight int64, weight func(T)
 }
 
 type batchPublisher[T any] struct {
+	reuse     bool // ReuseBatches: recycle the slices emitted
 	src       flow.Publisher[T]
 	size      int           // count mode; 0 in weighted mode
 	maxWeight int64         // weighted mode
@@ -168,6 +180,7 @@ func (p *batchPublisher[T]) Subscribe(s flow.Subscriber[[]T]) {
 		timed:     p.maxWait > 0,
 		name:      p.name,
 		down:      s,
+		reuse:     p.reuse,
 	}
 	if b.timed {
 		b.epoch = time.Now()
@@ -232,9 +245,11 @@ type batchSubscriber[T any] struct {
 	done      atomic.Bool // the producer finished and handed everything on; err is set
 	err       error
 
-	qmu sync.Mutex
-	q   [][]T // full batches waiting for demand
-	qh  int
+	qmu   sync.Mutex
+	q     [][]T // full batches waiting for demand
+	qh    int
+	reuse bool  // ReuseBatches, count mode only
+	free  [][]T // reuse: emitted batches, empty, ready to be refilled
 
 	// producer-owned
 	cur     []T            // count mode, untimed: the batch being filled
@@ -303,7 +318,7 @@ func (b *batchSubscriber[T]) OnNext(v T) {
 		}
 	default: // the hot path: no atomics
 		if b.n == 0 {
-			b.cur = make([]T, 0, min(b.size, maxInitialBatch))
+			b.cur = b.newBatch()
 		}
 		b.cur = append(b.cur, v)
 		b.n++
@@ -434,6 +449,34 @@ func trim[T any](items []T) []T {
 		return append([]T(nil), items...)
 	}
 	return items
+}
+
+// newBatch returns an empty slice for the next batch (count mode): a
+// recycled one under ReuseBatches, when one is free, else a new one.
+func (b *batchSubscriber[T]) newBatch() []T {
+	if b.reuse {
+		b.qmu.Lock()
+		if n := len(b.free); n > 0 {
+			s := b.free[n-1]
+			b.free = b.free[:n-1]
+			b.qmu.Unlock()
+			return s
+		}
+		b.qmu.Unlock()
+	}
+	return make([]T, 0, min(b.size, maxInitialBatch))
+}
+
+// recycle takes back a batch the subscriber's OnNext has returned from,
+// under ReuseBatches. At most batchAhead+2 slices are kept: as many as can
+// be in the stage at once.
+func (b *batchSubscriber[T]) recycle(batch []T) {
+	clear(batch) // drop references to the items
+	b.qmu.Lock()
+	if len(b.free) < batchAhead+2 {
+		b.free = append(b.free, batch[:0])
+	}
+	b.qmu.Unlock()
 }
 
 func (b *batchSubscriber[T]) handoff(batch []T) {
@@ -631,6 +674,9 @@ func (b *batchSubscriber[T]) drainPass() {
 			}
 			e++
 			b.emitted += int64(len(batch))
+			if b.reuse {
+				b.recycle(batch)
+			}
 		}
 		if e != 0 {
 			b.demand.Produced(e)

@@ -1,7 +1,10 @@
 package operators_test
 
 import (
+	"context"
 	"fmt"
+	"github.com/sluicego/sluice/sinks"
+	"github.com/sluicego/sluice/sources"
 	"testing"
 	"time"
 
@@ -124,6 +127,47 @@ func BenchmarkBatch(b *testing.B) {
 				pub.Subscribe(s)
 				if !s.done || s.items != benchItems {
 					b.Fatal("not complete")
+				}
+			}
+			reportPerItem(b, benchItems)
+		})
+	}
+	// ReuseBatches: the subscriber does not keep the slices, so the stage
+	// recycles them and allocates nothing per batch.
+	b.Run("size=256/maxWait=0/reuse/sink=unbounded", func(b *testing.B) {
+		pub := operators.Batch[int](btFastSource{benchItems}, 256, 0, operators.ReuseBatches())
+		for b.Loop() {
+			s := &btSink[[]int]{}
+			pub.Subscribe(s)
+			if !s.done {
+				b.Fatal("not complete")
+			}
+		}
+		reportPerItem(b, benchItems)
+	})
+	b.Run("size=256/maxWait=0/reuse/sink=one-at-a-time", func(b *testing.B) {
+		pub := operators.Batch[int](btFastSource{benchItems}, 256, 0, operators.ReuseBatches())
+		for b.Loop() {
+			s := &btBatchSink[int]{}
+			pub.Subscribe(s)
+			if !s.done || s.items != benchItems {
+				b.Fatal("not complete")
+			}
+		}
+		reportPerItem(b, benchItems)
+	})
+	// Range → Batch(256) → Drain, as a sink runs it: fused into one loop
+	// (Batch by size only fuses), allocating each batch or reusing them.
+	for _, reuse := range []bool{false, true} {
+		b.Run(fmt.Sprintf("size=256/maxWait=0/fused/reuse=%v", reuse), func(b *testing.B) {
+			var opts []operators.Option
+			if reuse {
+				opts = append(opts, operators.ReuseBatches())
+			}
+			pub := operators.Batch(sources.Range(0, benchItems), 256, 0, opts...)
+			for b.Loop() {
+				if n, err := sinks.Drain(context.Background(), pub); err != nil || n != (benchItems+255)/256 {
+					b.Fatalf("Drain = %d, %v", n, err)
 				}
 			}
 			reportPerItem(b, benchItems)

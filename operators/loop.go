@@ -134,6 +134,57 @@ func (m tapLoop[T]) FusedLoop(run *fuse.Run, yield func(T) bool) (err error) {
 	return err
 }
 
+// batchLoop is Batch by size only (maxWait == 0) over a fused loop: a
+// sink runs it as a loop that appends each item to the current batch and
+// hands the batch on when full, and the partial batch at the end. Under
+// a fused run demand is unbounded, so no batch waits, and there is no
+// timer to observe: that is why only the untimed Batch fuses.
+type batchLoop[T any] struct {
+	*batchPublisher[T]
+	loop fuse.Loop[T]
+}
+
+func (m batchLoop[T]) FusedLoop(run *fuse.Run, yield func([]T) bool) (err error) {
+	size, reuse, stop := m.size, m.reuse, run.Stop
+	st := run.Attach("batch", m.name, probe.Operator)
+	var fin, stopped bool
+	if st != nil {
+		defer func() { endLoop(st, err, fin, stopped) }()
+	}
+	var cur []T
+	newBatch := func() []T { return make([]T, 0, min(size, maxInitialBatch)) }
+	emit := func() bool {
+		full := cur
+		if st != nil {
+			st.Next()
+		}
+		if stopped = !yield(full); stopped {
+			return false
+		}
+		if reuse {
+			clear(full)
+			cur = full[:0]
+		} else {
+			cur = nil
+		}
+		return true
+	}
+	err = m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
+		if cur == nil {
+			cur = newBatch()
+		}
+		if cur = append(cur, v); len(cur) < size {
+			return !stop.Load()
+		}
+		return emit()
+	}))
+	fin = true
+	if !stopped && len(cur) > 0 && !stop.Load() {
+		emit() // the partial batch, before an upstream error too, as subscribed
+	}
+	return err
+}
+
 // endLoop records a monitored layer's outcome. fin is false when the
 // layer's loop did not return (a panic is on its way: a failure).
 func endLoop(st *probe.Stage, err error, fin, stopped bool) {

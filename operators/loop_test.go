@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 	"testing/synctest"
 
 	"github.com/google/go-cmp/cmp"
@@ -186,4 +187,62 @@ func deepPanic(v, depth int) bool {
 		panic(fmt.Sprint("deep ", v))
 	}
 	return true
+}
+
+func TestBatchFusesOnlyByCountAndMatchesTheSubscription(t *testing.T) {
+	boom := errors.New("boom")
+	failAt10 := func(v int) (int, error) {
+		if v == 10 {
+			return 0, boom
+		}
+		return v, nil
+	}
+	type result struct {
+		Batches [][]int
+		Err     string
+	}
+	run := func(pub flow.Publisher[[]int], opts ...sinks.Option) result {
+		var r result
+		err := sinks.ForEach(context.Background(), pub, func(b []int) error {
+			r.Batches = append(r.Batches, append([]int(nil), b...))
+			return nil
+		}, opts...)
+		if err != nil {
+			r.Err = err.Error()
+		}
+		return r
+	}
+	tests := []struct {
+		name string
+		pub  flow.Publisher[[]int]
+		want result
+	}{
+		{"whole batches and a partial one", operators.Batch(sources.Range(0, 10), 4, 0),
+			result{Batches: [][]int{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9}}}},
+		{"reused slices", operators.Batch(sources.Range(0, 10), 4, 0, operators.ReuseBatches()),
+			result{Batches: [][]int{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9}}}},
+		{"the partial batch comes before the upstream error",
+			operators.Batch(operators.MapErr(sources.Range(0, 20), failAt10, operators.Name("parse")), 4, 0),
+			result{Batches: [][]int{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9}}, Err: "parse: boom"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, ok := tt.pub.(interface {
+				FusedLoop(*fuse.Run, func([]int) bool) error
+			}); !ok {
+				t.Fatalf("%T does not fuse", tt.pub)
+			}
+			if diff := cmp.Diff(tt.want, run(tt.pub)); diff != "" {
+				t.Errorf("fused (-want +got)\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.want, run(tt.pub, sinks.Prefetch(2))); diff != "" {
+				t.Errorf("subscribed (-want +got)\n%s", diff)
+			}
+		})
+	}
+	if _, ok := operators.Batch(sources.Range(0, 10), 4, time.Second).(interface {
+		FusedLoop(*fuse.Run, func([]int) bool) error
+	}); ok {
+		t.Error("a timed Batch fuses: its timer would not be observable")
+	}
 }

@@ -66,9 +66,9 @@ func All[T any](ctx context.Context, pub flow.Publisher[T], opts ...Option) iter
 	}
 	prefetch, limit := c.demand(DefaultPrefetch)
 	return func(yield func(T, error) bool) {
-		if err := ctx.Err(); err != nil {
+		if ctx.Err() != nil {
 			var zero T
-			yield(zero, err)
+			yield(zero, context.Cause(ctx))
 			return
 		}
 		s := newPuller[T](ctx, prefetch, limit)
@@ -189,7 +189,7 @@ func (s *puller[T]) loop(yield func(T, error) bool) {
 	for {
 		st := s.state.Load()
 		if st == cancelled {
-			yield(zero, s.ctx.Err())
+			yield(zero, context.Cause(s.ctx))
 			return
 		}
 		v, ok := s.poll()

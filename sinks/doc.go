@@ -35,7 +35,9 @@
 // # Context and cancellation
 //
 // When ctx is done the sink cancels its subscription and returns
-// ctx.Err(); the cancellation reaches the upstream from whatever goroutine
+// ctx.Err() (precisely context.Cause(ctx), which is ctx.Err() unless the
+// context was cancelled with a cause, as a monitor registry with
+// FailOnStall does); the cancellation reaches the upstream from whatever goroutine
 // it runs on, and items that arrive afterwards are ignored. [Collect],
 // [Reduce] and [Drain] then return their zero result rather than a partial
 // one, which an asynchronous upstream might still be writing; an error

@@ -101,8 +101,8 @@ func WriteJSONLines[T any](ctx context.Context, pub flow.Publisher[T], w io.Writ
 		panic("sluice: WriteJSONLines: nil Writer")
 	}
 	newConfig("WriteJSONLines", ctx, pub, opts)
-	if err := ctx.Err(); err != nil {
-		return 0, err
+	if ctx.Err() != nil {
+		return 0, context.Cause(ctx)
 	}
 	b := newBufferedWriter(w)
 	enc := json.NewEncoder(b.bw)
@@ -154,8 +154,8 @@ func WriteCSV[T any](ctx context.Context, pub flow.Publisher[T], w io.Writer, he
 		panic("sluice: WriteCSV: nil encode")
 	}
 	newConfig("WriteCSV", ctx, pub, opts)
-	if err := ctx.Err(); err != nil {
-		return 0, err
+	if ctx.Err() != nil {
+		return 0, context.Cause(ctx)
 	}
 	b := newBufferedWriter(w)
 	cw := csv.NewWriter(b.bw) // reuses b.bw: it is a large enough *bufio.Writer

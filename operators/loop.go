@@ -48,6 +48,53 @@ func (m mapLoop[T, R]) FusedLoop(run *fuse.Run, yield func(R) bool) (err error) 
 	return err
 }
 
+// fusedLoopFiltered runs Filter(Map(…)) as one layer: f then keep in one
+// closure. phase records which of the two functions the closure entered
+// last, for attributing a panic; it is two stores per item, cheaper than
+// a second closure call.
+func (m mapLoop[T, R]) fusedLoopFiltered(run *fuse.Run, keep func(R) bool, keepName string, yield func(R) bool) (err error) {
+	f, stop := m.f, run.Stop
+	fst := run.Attach("filter", keepName, probe.Operator) // downstream first
+	mst := run.Attach("map", m.name, probe.Operator)
+	phase := 0
+	pick := func() string {
+		if phase == 1 {
+			return m.name
+		}
+		return keepName
+	}
+	if fst == nil {
+		return m.loop.FusedLoop(run, fuse.LayerPair(run, pick, func(v T) bool {
+			phase = 1
+			r := f(v)
+			phase = 2
+			if keep(r) {
+				return yield(r)
+			}
+			return !stop.Load()
+		}))
+	}
+	var fin, stopped bool
+	defer func() {
+		endLoop(mst, err, fin, stopped)
+		endLoop(fst, err, fin, stopped)
+	}()
+	err = m.loop.FusedLoop(run, fuse.LayerPair(run, pick, func(v T) bool {
+		phase = 1
+		r := f(v)
+		mst.Next()
+		phase = 2
+		if !keep(r) {
+			return !stop.Load()
+		}
+		fst.Next()
+		stopped = !yield(r)
+		return !stopped
+	}))
+	fin = true
+	return err
+}
+
 type mapErrLoop[T, R any] struct {
 	*mapErrPublisher[T, R]
 	loop fuse.Loop[T]
@@ -86,7 +133,16 @@ type filterLoop[T any] struct {
 	loop fuse.Loop[T]
 }
 
+// mapFilterer is a fused Map that can take a Filter into its own
+// closure: Filter(Map(…)) then costs one closure per item, not two.
+type mapFilterer[T any] interface {
+	fusedLoopFiltered(run *fuse.Run, keep func(T) bool, keepName string, yield func(T) bool) error
+}
+
 func (m filterLoop[T]) FusedLoop(run *fuse.Run, yield func(T) bool) (err error) {
+	if mf, ok := m.loop.(mapFilterer[T]); ok {
+		return mf.fusedLoopFiltered(run, m.keep, m.name, yield)
+	}
 	keep, stop := m.keep, run.Stop
 	st := run.Attach("filter", m.name, probe.Operator)
 	if st == nil {

@@ -115,6 +115,15 @@ func TestLoopFusionMatchesSubscriptionPath(t *testing.T) {
 			}, operators.Name("inner"))
 			return operators.Map(inner, double, operators.Name("outer"))
 		}, outcome{Items: []int{0, 2}, Err: "inner: sluice: panic: inner"}},
+		{"map panics under a filter (one fused closure)", func() flow.Publisher[int] {
+			risky := operators.Map(sources.Range(0, 10), func(v int) int {
+				if v == 5 {
+					panic("map 5")
+				}
+				return v
+			}, operators.Name("risky"))
+			return operators.Filter(risky, func(v int) bool { return v%2 == 0 }, operators.Name("even"))
+		}, outcome{Items: []int{0, 2, 4}, Err: "risky: sluice: panic: map 5"}},
 		{"nested helper calls inside the user function", func() flow.Publisher[int] {
 			return operators.Filter(operators.Map(sources.Range(0, 10), double, operators.Name("double")), func(v int) bool {
 				return deepPanic(v, 3)

@@ -68,8 +68,9 @@ type Run struct {
 }
 
 type layer struct {
-	entry uintptr // code address of the closure
-	name  string  // stage name; "" for the sink
+	entry uintptr       // code address of the closure
+	name  string        // stage name; "" for the sink
+	pick  func() string // for a closure that runs two stages' functions: which one ran last
 }
 
 // NewRun returns a run that stops when stop is set and whose stages
@@ -111,6 +112,14 @@ func (r *Run) Attach(kind, name string, role probe.Role) *probe.Stage {
 // That is what lets a layer cost only its calls.
 func Layer[T any](r *Run, name string, fn func(T) bool) func(T) bool {
 	r.layers = append(r.layers, layer{entry: reflect.ValueOf(fn).Pointer(), name: name})
+	return fn
+}
+
+// LayerPair is Layer for a closure that runs the user functions of two
+// stages (Map then Filter, fused): pick, called only after a panic, names
+// the stage whose function the closure entered last.
+func LayerPair[T any](r *Run, pick func() string, fn func(T) bool) func(T) bool {
+	r.layers = append(r.layers, layer{entry: reflect.ValueOf(fn).Pointer(), pick: pick})
 	return fn
 }
 
@@ -159,5 +168,9 @@ func (r *Run) panicked() string {
 	if depth == 0 || depth > len(r.layers) {
 		return ""
 	}
-	return r.layers[len(r.layers)-depth].name
+	l := r.layers[len(r.layers)-depth]
+	if l.pick != nil {
+		return l.pick()
+	}
+	return l.name
 }

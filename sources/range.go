@@ -60,13 +60,35 @@ func givenName(opts []Option) string {
 // FusedLoop runs the whole range as a plain loop (see internal/fuse).
 func (p rangePublisher) FusedLoop(run *fuse.Run, yield func(int) bool) error {
 	if st := run.Attach("range", p.name, probe.Source); st != nil {
-		return fusedCounted(st, p.start, p.end, func(i int) int { return i }, yield)
+		return fusedRange(st, p.start, p.end, yield)
 	}
 	for i := p.start; i < p.end; i++ {
 		if !yield(i) {
 			break
 		}
 	}
+	return nil
+}
+
+// fusedRange is the loop of a monitored fused Range: fusedCounted without
+// the call per item to fetch the item.
+func fusedRange(st *probe.Stage, start, end int, yield func(int) bool) error {
+	done := false
+	defer func() {
+		if !done { // a panic downstream is on its way
+			st.End(probe.Failed)
+		}
+	}()
+	for i := start; i < end; i++ {
+		st.Next()
+		if !yield(i) {
+			done = true
+			st.End(probe.Cancelled)
+			return nil
+		}
+	}
+	done = true
+	st.End(probe.Completed)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package monitor_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -147,5 +148,32 @@ func TestGraphs(t *testing.T) {
 `
 	if diff := cmp.Diff(wantMermaid, snap.Mermaid()); diff != "" {
 		t.Errorf("Mermaid (-want +got)\n%s", diff)
+	}
+}
+
+func TestSnapshotOfAFusedRunWithBatchAndAFailure(t *testing.T) {
+	reg := monitor.New("fused-fail", monitor.Logger(nil))
+	defer reg.Close()
+	parse := operators.MapErr(sources.Slice([]string{"1", "2", "x", "4"}, sources.Name("lines")), func(s string) (int, error) {
+		if s == "x" {
+			return 0, errors.New("not a number")
+		}
+		return len(s), nil
+	}, operators.Name("parse"))
+	batches := operators.Batch(parse, 1, 0, operators.Name("rows"))
+	n, err := sinks.Drain(reg.Context(context.Background()), batches, sinks.Name("out"))
+	if n != 2 || err == nil || err.Error() != "parse: not a number" {
+		t.Fatalf("Drain = %d, %v", n, err)
+	}
+	const u = flow.Unbounded
+	f := monitor.StateFailed
+	want := []row{
+		{1, 4, 0, "out", "drain", f, u, 2, u, 0, nil},
+		{2, 3, 1, "rows", "batch", f, u, 2, u, 0, nil},
+		{3, 2, 2, "parse", "maperr", f, u, 2, u, 0, nil},
+		{4, 1, 3, "lines", "slice", f, u, 3, u, 0, nil},
+	}
+	if diff := cmp.Diff(want, rows(reg.Snapshot())); diff != "" {
+		t.Errorf("stages (-want +got)\n%s", diff)
 	}
 }

@@ -20,42 +20,34 @@ import (
 // Each layer registers with the run's monitor, if any, and passes its
 // per-item closure through fuse.Layer, so that a panic in its user
 // function is attributed to it (see fuse.Run.Attribute): the closures
-// carry no panic guard and, unmonitored, no counter. Monitored, a layer
-// uses a second closure that counts the items it passes down
-// (probe.Stage.Next) and records that its downstream ended the run (its
-// yield returned false), which the layer reports as a cancellation.
+// carry no panic guard and no counter. A monitored run counts at its
+// source only; a layer that does not pass on every item counts what it
+// rejects, on the rejecting path, and fuse.Run.Publish derives every
+// stage's delivered count from those (see internal/fuse).
 
 type mapLoop[T, R any] struct {
 	*mapPublisher[T, R]
 	loop fuse.Loop[T]
 }
 
-func (m mapLoop[T, R]) FusedLoop(run *fuse.Run, yield func(R) bool) (err error) {
+func (m mapLoop[T, R]) FusedLoop(run *fuse.Run, yield func(R) bool) error {
 	f := m.f
-	st := run.Attach("map", m.name, probe.Operator)
-	if st == nil {
-		return m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool { return yield(f(v)) }))
-	}
-	var fin, stopped bool
-	defer func() { endLoop(st, err, fin, stopped) }()
-	err = m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
-		r := f(v)
-		st.Next()
-		stopped = !yield(r)
-		return !stopped
-	}))
-	fin = true
-	return err
+	run.Attach("map", m.name, probe.Operator)
+	return m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool { return yield(f(v)) }))
 }
 
 // fusedLoopFiltered runs Filter(Map(…)) as one layer: f then keep in one
 // closure. phase records which of the two functions the closure entered
 // last, for attributing a panic; it is two stores per item, cheaper than
 // a second closure call.
-func (m mapLoop[T, R]) fusedLoopFiltered(run *fuse.Run, keep func(R) bool, keepName string, yield func(R) bool) (err error) {
+func (m mapLoop[T, R]) fusedLoopFiltered(run *fuse.Run, keep func(R) bool, keepName string, yield func(R) bool) error {
 	f, stop := m.f, run.Stop
 	fst := run.Attach("filter", keepName, probe.Operator) // downstream first
-	mst := run.Attach("map", m.name, probe.Operator)
+	var rejects int64
+	if fst != nil {
+		run.CountRejects(fst, &rejects)
+	}
+	run.Attach("map", m.name, probe.Operator)
 	phase := 0
 	pick := func() string {
 		if phase == 1 {
@@ -63,36 +55,16 @@ func (m mapLoop[T, R]) fusedLoopFiltered(run *fuse.Run, keep func(R) bool, keepN
 		}
 		return keepName
 	}
-	if fst == nil {
-		return m.loop.FusedLoop(run, fuse.LayerPair(run, pick, func(v T) bool {
-			phase = 1
-			r := f(v)
-			phase = 2
-			if keep(r) {
-				return yield(r)
-			}
-			return !stop.Load()
-		}))
-	}
-	var fin, stopped bool
-	defer func() {
-		endLoop(mst, err, fin, stopped)
-		endLoop(fst, err, fin, stopped)
-	}()
-	err = m.loop.FusedLoop(run, fuse.LayerPair(run, pick, func(v T) bool {
+	return m.loop.FusedLoop(run, fuse.LayerPair(run, pick, func(v T) bool {
 		phase = 1
 		r := f(v)
-		mst.Next()
 		phase = 2
-		if !keep(r) {
-			return !stop.Load()
+		if keep(r) {
+			return yield(r)
 		}
-		fst.Next()
-		stopped = !yield(r)
-		return !stopped
+		rejects++
+		return !stop.Load()
 	}))
-	fin = true
-	return err
 }
 
 type mapErrLoop[T, R any] struct {
@@ -100,28 +72,35 @@ type mapErrLoop[T, R any] struct {
 	loop fuse.Loop[T]
 }
 
-func (m mapErrLoop[T, R]) FusedLoop(run *fuse.Run, yield func(R) bool) (err error) {
+func (m mapErrLoop[T, R]) FusedLoop(run *fuse.Run, yield func(R) bool) error {
 	f := m.f
-	st := run.Attach("maperr", m.name, probe.Operator)
-	var fin, stopped bool
-	if st != nil {
-		defer func() { endLoop(st, err, fin, stopped) }()
+	if st := run.Attach("maperr", m.name, probe.Operator); st != nil {
+		var failedItems int64 // the item it failed on is not passed on
+		run.CountRejects(st, &failedItems)
+		var failed error
+		err := m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
+			r, err := f(v)
+			if err != nil {
+				failed = fmt.Errorf("%s: %w", m.name, err)
+				failedItems++
+				return false
+			}
+			return yield(r)
+		}))
+		if failed != nil {
+			return failed
+		}
+		return err
 	}
 	var failed error
-	err = m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
+	err := m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
 		r, err := f(v)
 		if err != nil {
 			failed = fmt.Errorf("%s: %w", m.name, err)
 			return false
 		}
-		if st != nil {
-			st.Next()
-			stopped = !yield(r)
-			return !stopped
-		}
 		return yield(r)
 	}))
-	fin = true
 	if failed != nil {
 		return failed
 	}
@@ -139,32 +118,22 @@ type mapFilterer[T any] interface {
 	fusedLoopFiltered(run *fuse.Run, keep func(T) bool, keepName string, yield func(T) bool) error
 }
 
-func (m filterLoop[T]) FusedLoop(run *fuse.Run, yield func(T) bool) (err error) {
+func (m filterLoop[T]) FusedLoop(run *fuse.Run, yield func(T) bool) error {
 	if mf, ok := m.loop.(mapFilterer[T]); ok {
 		return mf.fusedLoopFiltered(run, m.keep, m.name, yield)
 	}
 	keep, stop := m.keep, run.Stop
-	st := run.Attach("filter", m.name, probe.Operator)
-	if st == nil {
-		return m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
-			if keep(v) {
-				return yield(v)
-			}
-			return !stop.Load() // a rejected item: check the stop flag here, as no one downstream will
-		}))
+	var rejects int64
+	if st := run.Attach("filter", m.name, probe.Operator); st != nil {
+		run.CountRejects(st, &rejects)
 	}
-	var fin, stopped bool
-	defer func() { endLoop(st, err, fin, stopped) }()
-	err = m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
-		if !keep(v) {
-			return !stop.Load()
+	return m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
+		if keep(v) {
+			return yield(v)
 		}
-		st.Next()
-		stopped = !yield(v)
-		return !stopped
+		rejects++
+		return !stop.Load() // a rejected item: check the stop flag here, as no one downstream will
 	}))
-	fin = true
-	return err
 }
 
 type tapLoop[T any] struct {
@@ -172,22 +141,10 @@ type tapLoop[T any] struct {
 	loop fuse.Loop[T]
 }
 
-func (m tapLoop[T]) FusedLoop(run *fuse.Run, yield func(T) bool) (err error) {
+func (m tapLoop[T]) FusedLoop(run *fuse.Run, yield func(T) bool) error {
 	fn := m.fn
-	st := run.Attach("tap", m.name, probe.Operator)
-	if st == nil {
-		return m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool { fn(v); return yield(v) }))
-	}
-	var fin, stopped bool
-	defer func() { endLoop(st, err, fin, stopped) }()
-	err = m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
-		fn(v)
-		st.Next()
-		stopped = !yield(v)
-		return !stopped
-	}))
-	fin = true
-	return err
+	run.Attach("tap", m.name, probe.Operator)
+	return m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool { fn(v); return yield(v) }))
 }
 
 // batchLoop is Batch by size only (maxWait == 0) over a fused loop: a
@@ -200,20 +157,17 @@ type batchLoop[T any] struct {
 	loop fuse.Loop[T]
 }
 
-func (m batchLoop[T]) FusedLoop(run *fuse.Run, yield func([]T) bool) (err error) {
+func (m batchLoop[T]) FusedLoop(run *fuse.Run, yield func([]T) bool) error {
 	size, reuse, stop := m.size, m.reuse, run.Stop
-	st := run.Attach("batch", m.name, probe.Operator)
-	var fin, stopped bool
-	if st != nil {
-		defer func() { endLoop(st, err, fin, stopped) }()
+	var emitted int64
+	if st := run.Attach("batch", m.name, probe.Operator); st != nil {
+		run.CountOwn(st, &emitted)
 	}
 	var cur []T
-	newBatch := func() []T { return make([]T, 0, min(size, maxInitialBatch)) }
+	stopped := false
 	emit := func() bool {
 		full := cur
-		if st != nil {
-			st.Next()
-		}
+		emitted++
 		if stopped = !yield(full); stopped {
 			return false
 		}
@@ -225,25 +179,17 @@ func (m batchLoop[T]) FusedLoop(run *fuse.Run, yield func([]T) bool) (err error)
 		}
 		return true
 	}
-	err = m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
+	err := m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
 		if cur == nil {
-			cur = newBatch()
+			cur = make([]T, 0, min(size, maxInitialBatch))
 		}
 		if cur = append(cur, v); len(cur) < size {
 			return !stop.Load()
 		}
 		return emit()
 	}))
-	fin = true
 	if !stopped && len(cur) > 0 && !stop.Load() {
 		emit() // the partial batch, before an upstream error too, as subscribed
 	}
 	return err
-}
-
-// endLoop records a monitored layer's outcome. fin is false when the
-// layer's loop did not return (a panic is on its way: a failure).
-func endLoop(st *probe.Stage, err error, fin, stopped bool) {
-	st.Flush()
-	fuse.End(st, err, !fin, stopped)
 }

@@ -63,18 +63,13 @@ func runFused[T any](ctx context.Context, c config, l fuse.Loop[T], stop *stopFl
 	stop.watch(ctx)
 	defer stop.unwatch()
 	run := fuse.NewRun(ctx, &stop.Bool)
-	if st := run.Attach(c.kind, c.name, probe.Sink); st != nil {
-		// The sink receives what the stage above it delivered: copy its
-		// count at the end rather than count twice per item.
-		defer func() {
-			st.Add(run.Below().Read().Delivered)
-			fuse.End(st, err, false, !ok)
-		}()
-	}
+	run.Attach(c.kind, c.name, probe.Sink) // its count comes from the source's Publish
 	defer func() {
-		if v := recover(); v != nil {
+		v := recover()
+		if v != nil {
 			ok, err = true, run.Attribute(v) // the stack still holds the panic's frames
 		}
+		run.End(err, v != nil, !ok)
 	}()
 	err = l.FusedLoop(run, fuse.Layer(run, "", yield))
 	if stop.Load() {

@@ -59,8 +59,8 @@ func givenName(opts []Option) string {
 
 // FusedLoop runs the whole range as a plain loop (see internal/fuse).
 func (p rangePublisher) FusedLoop(run *fuse.Run, yield func(int) bool) error {
-	if st := run.Attach("range", p.name, probe.Source); st != nil {
-		return fusedRange(st, p.start, p.end, yield)
+	if run.Attach("range", p.name, probe.Source) != nil {
+		return fusedRange(run, p.start, p.end, yield)
 	}
 	for i := p.start; i < p.end; i++ {
 		if !yield(i) {
@@ -70,47 +70,36 @@ func (p rangePublisher) FusedLoop(run *fuse.Run, yield func(int) bool) error {
 	return nil
 }
 
-// fusedRange is the loop of a monitored fused Range: fusedCounted without
-// the call per item to fetch the item.
-func fusedRange(st *probe.Stage, start, end int, yield func(int) bool) error {
-	done := false
-	defer func() {
-		if !done { // a panic downstream is on its way
-			st.End(probe.Failed)
-		}
-	}()
+// fusedRange is the loop of a monitored fused Range: it publishes the
+// counts of the whole run (fuse.Run.Publish) every few items and at the
+// end, between items, which is the only per-item cost of monitoring a
+// fused run.
+func fusedRange(run *fuse.Run, start, end int, yield func(int) bool) error {
 	for i := start; i < end; i++ {
-		st.Next()
+		if k := int64(i - start); run.Due(k) {
+			run.Publish(k)
+		}
 		if !yield(i) {
-			done = true
-			st.End(probe.Cancelled)
+			run.Publish(int64(i - start + 1))
 			return nil
 		}
 	}
-	done = true
-	st.End(probe.Completed)
+	run.Publish(int64(end - start))
 	return nil
 }
 
-// fusedCounted is the loop of a monitored fused source: items at(i) for i
-// in [start, end), counted for st.
-func fusedCounted[T any](st *probe.Stage, start, end int, at func(int) T, yield func(T) bool) error {
-	done := false
-	defer func() {
-		if !done { // a panic downstream is on its way
-			st.End(probe.Failed)
+// fusedSlice is fusedRange over the items of a slice.
+func fusedSlice[T any](run *fuse.Run, items []T, yield func(T) bool) error {
+	for i, v := range items {
+		if run.Due(int64(i)) {
+			run.Publish(int64(i))
 		}
-	}()
-	for i := start; i < end; i++ {
-		st.Next()
-		if !yield(at(i)) {
-			done = true
-			st.End(probe.Cancelled)
+		if !yield(v) {
+			run.Publish(int64(i + 1))
 			return nil
 		}
 	}
-	done = true
-	st.End(probe.Completed)
+	run.Publish(int64(len(items)))
 	return nil
 }
 
@@ -264,8 +253,8 @@ type slicePublisher[T any] struct {
 
 // FusedLoop runs the whole slice as a plain loop (see internal/fuse).
 func (p slicePublisher[T]) FusedLoop(run *fuse.Run, yield func(T) bool) error {
-	if st := run.Attach("slice", p.name, probe.Source); st != nil {
-		return fusedCounted(st, 0, len(p.items), func(i int) T { return p.items[i] }, yield)
+	if run.Attach("slice", p.name, probe.Source) != nil {
+		return fusedSlice(run, p.items, yield)
 	}
 	for _, v := range p.items {
 		if !yield(v) {

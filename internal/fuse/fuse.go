@@ -39,28 +39,15 @@ type Loop[T any] interface {
 	FusedLoop(run *Run, yield func(T) bool) error
 }
 
-// End records how a monitored layer's run ended: failed when err is not
-// nil or a panic is on its way (panicking), cancelled when the layer's
-// downstream stopped it, completed otherwise.
-func End(st *probe.Stage, err error, panicking, stopped bool) {
-	switch {
-	case st == nil:
-	case err != nil || panicking:
-		st.End(probe.Failed)
-	case stopped:
-		st.End(probe.Cancelled)
-	default:
-		st.End(probe.Completed)
-	}
-}
-
 // Run is the state that the layers of one fused run share.
 type Run struct {
 	// Stop is set when the sink's context is done.
-	Stop  *atomic.Bool
-	ctx   context.Context
-	sink  *probe.Stage // the first stage attached
-	below *probe.Stage // the second: the stage the sink receives from
+	Stop *atomic.Bool
+	ctx  context.Context
+
+	// The monitored stages, in the order they attached: the sink first,
+	// the source last. See Publish.
+	chain []link
 
 	// The per-item closures of the layers, from the sink upward, for
 	// attributing a panic to its stage (see Attribute).
@@ -77,9 +64,16 @@ type layer struct {
 // register with the monitor registry that ctx carries, if any.
 func NewRun(ctx context.Context, stop *atomic.Bool) *Run { return &Run{ctx: ctx, Stop: stop} }
 
-// Below returns the stage attached right after the first one (the stage
-// the sink receives from), or nil.
-func (r *Run) Below() *probe.Stage { return r.below }
+// link is one monitored stage of a run and how its delivered count
+// follows from the count of the stage above it.
+type link struct {
+	st      *probe.Stage
+	rejects *int64 // items it received and did not pass on (Filter), or nil
+	own     *int64 // items it emitted, when they are not the items it received (Batch), or nil
+}
+
+// Monitored reports whether the run's stages register with a monitor.
+func (r *Run) Monitored() bool { return len(r.chain) != 0 }
 
 // Attach registers the layer being set up as a stage of kind and name
 // delivering to the layer set up before it, and returns its counters, or
@@ -92,14 +86,68 @@ func (r *Run) Attach(kind, name string, role probe.Role) *probe.Stage {
 	}
 	st, ctx := probe.AttachContext(r.ctx, kind, name, role)
 	r.ctx = ctx
-	switch {
-	case r.sink == nil:
-		r.sink = st
-	case r.below == nil:
-		r.below = st
-	}
+	r.chain = append(r.chain, link{st: st})
 	st.Request(1<<63 - 1)
 	return st
+}
+
+// CountRejects tells the run that the stage st, just attached, passes on
+// what it receives less *rejects, a count its closure keeps.
+func (r *Run) CountRejects(st *probe.Stage, rejects *int64) {
+	r.chain[len(r.chain)-1] = link{st: st, rejects: rejects}
+}
+
+// CountOwn tells the run that the stage st, just attached, emits *own
+// items, a count its closure keeps (Batch emits batches).
+func (r *Run) CountOwn(st *probe.Stage, own *int64) {
+	r.chain[len(r.chain)-1] = link{st: st, own: own}
+}
+
+// Due reports whether a monitored source that has emitted k items should
+// call Publish now: every 64 items, or on the next item after a monitor
+// read asked for fresh figures (checked every 8 items). It costs a test
+// of k's low bits per item.
+func (r *Run) Due(k int64) bool {
+	if k&7 != 0 {
+		return false
+	}
+	return k&63 == 0 || r.chain[len(r.chain)-1].st.Refreshed()
+}
+
+// Publish sets the delivered count of every monitored stage of the run
+// from n, the number of items the source has emitted: a stage delivers
+// what the stage above it delivered, less what it rejected, or what it
+// counted itself. The source calls it between items, when none is in
+// flight, so the counts are exact; that is what lets the layers of a
+// fused run count nothing per item but their rejections.
+func (r *Run) Publish(n int64) {
+	d := n
+	for i := len(r.chain) - 1; i >= 0; i-- {
+		l := r.chain[i]
+		switch {
+		case l.own != nil:
+			d = *l.own
+		case l.rejects != nil:
+			d -= *l.rejects
+		}
+		l.st.Set(d)
+	}
+}
+
+// End records the outcome of the run on every monitored stage: failed
+// when err is not nil or a panic ended it, cancelled when the sink
+// stopped it, completed otherwise.
+func (r *Run) End(err error, panicked, stopped bool) {
+	st := probe.Completed
+	switch {
+	case err != nil || panicked:
+		st = probe.Failed
+	case stopped:
+		st = probe.Cancelled
+	}
+	for _, l := range r.chain {
+		l.st.End(st)
+	}
 }
 
 // Layer records fn, the closure through which the stage called name

@@ -186,14 +186,18 @@ func (s *Stage) publish() {
 	s.publishAt.Store(next)
 }
 
-// Add counts n items delivered at once and publishes the count. Only the
-// delivering goroutine may call it.
-func (s *Stage) Add(n int64) {
-	if s != nil {
-		s.n += n
-		s.delivered.Store(s.n)
-	}
+// Set sets the delivered count to n and publishes it. Only the
+// delivering goroutine may call it (a fused run's source does, for every
+// stage of the run).
+func (s *Stage) Set(n int64) {
+	s.n = n
+	s.delivered.Store(n)
+	s.publishAt.Store(1<<63 - 1)
 }
+
+// Refreshed reports whether a reader asked for fresh figures since the
+// last Set (see Refresh).
+func (s *Stage) Refreshed() bool { return s.publishAt.Load() == 0 }
 
 // Flush publishes the delivered count. Only the delivering goroutine may
 // call it: stages with a drain loop call it at the end of each pass, so

@@ -240,4 +240,3 @@ func TestCancelStopsCallsInFlight(t *testing.T) {
 		}
 	})
 }
-

@@ -29,10 +29,15 @@ type Registry struct {
 	wake    chan struct{}  // buffered 1: a stage ended, check now
 	stop    chan struct{}  // closed by Close
 	done    sync.WaitGroup // the checker goroutine
-	cancels []context.CancelCauseFunc
+	cancels []cancelCtx // FailOnStall: the contexts handed out, to cancel on a stall
 
 	wmu     sync.Mutex              // held by a check and by Snapshot
 	watches map[*probe.Stage]*watch // the detector's memory
+}
+
+type cancelCtx struct {
+	ctx    context.Context
+	cancel context.CancelCauseFunc
 }
 
 type config struct {
@@ -137,7 +142,13 @@ func (r *Registry) Context(ctx context.Context) context.Context {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	r.mu.Lock()
-	r.cancels = append(r.cancels, cancel)
+	live := r.cancels[:0]
+	for _, c := range r.cancels { // forget the contexts that have ended
+		if c.ctx.Err() == nil {
+			live = append(live, c)
+		}
+	}
+	r.cancels = append(live, cancelCtx{ctx, cancel})
 	r.mu.Unlock()
 	return ctx
 }

@@ -213,7 +213,7 @@ func (r *Registry) act(rep Report) {
 		r.mu.Unlock()
 		err := &StallError{Report: rep}
 		for _, c := range cancels {
-			c(err)
+			c.cancel(err)
 		}
 	}
 }

@@ -22,10 +22,11 @@ func Name(name string) Option { return optionFunc(stage.SetName(name)) }
 
 // OnDrop sets a dead-letter hook, called with every item the stage does not
 // deliver and the reason (see flow.DropReason). Stages that can drop
-// items (Buffer, Batch, BatchWeighted, LimitRate and, later, the fan-out
-// and async stages) call it on the goroutine that drops the item, one call
-// at a time per subscription; it must not block. T must be the stage's item
-// type: a mismatch panics when such a stage is built. Stages that never
+// items (Buffer, Batch, BatchWeighted, LimitRate, PublishOn, ParallelMap,
+// MapAsync, the fan-in and fan-out stages) call it on the goroutine that
+// drops the item, one call at a time per subscription; it must not block.
+// T must be the stage's item type (for ParallelMap and MapAsync, the input
+// type): a mismatch panics when such a stage is built. Stages that never
 // drop (Map, Filter, Take and the other transforms) ignore it. A nil hook
 // panics.
 func OnDrop[T any](hook func(item T, reason flow.DropReason)) Option {
@@ -34,8 +35,10 @@ func OnDrop[T any](hook func(item T, reason flow.DropReason)) Option {
 
 // Prefetch sets how many items a stage that requests ahead asks for
 // before it is drained; it replenishes by 75 % of it. Buffer (as a cap
-// under its capacity), BatchWeighted, the async boundaries, Partition (per
-// output queue) and GroupBy (per group queue and routing queue) use it;
+// under its capacity), BatchWeighted, the async boundaries, ParallelMap
+// and MapAsync (which keep prefetch + workers items in flight), the
+// fan-in stages (per source), Partition (per output queue) and GroupBy
+// (per group queue and routing queue) use it;
 // stages that do not request ahead, including LimitRate (whose high and
 // low arguments say the same thing), ignore it. n <= 0 panics.
 func Prefetch(n int) Option {

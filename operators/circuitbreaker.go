@@ -1,0 +1,283 @@
+package operators
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/sluicego/sluice/internal/stage"
+)
+
+// ErrCircuitOpen is matched (errors.Is) by the error that a call through
+// an open [CircuitBreaker] fails with at once, without calling the
+// protected function. The error names the breaker.
+var ErrCircuitOpen = errors.New("sluice: circuit open")
+
+// BreakerState is the state of a [CircuitBreaker].
+type BreakerState int32
+
+const (
+	// BreakerClosed lets every call through and measures failures.
+	BreakerClosed BreakerState = iota
+	// BreakerOpen rejects every call with ErrCircuitOpen until the
+	// cool-down has passed.
+	BreakerOpen
+	// BreakerHalfOpen lets a few probe calls through: if they succeed
+	// the breaker closes, if one fails it opens again.
+	BreakerHalfOpen
+)
+
+// String returns "closed", "open" or "half-open".
+func (s BreakerState) String() string {
+	switch s {
+	case BreakerClosed:
+		return "closed"
+	case BreakerOpen:
+		return "open"
+	case BreakerHalfOpen:
+		return "half-open"
+	}
+	return fmt.Sprintf("BreakerState(%d)", int32(s))
+}
+
+// CircuitBreaker stops calling a failing service, so that it can
+// recover and callers fail fast instead of queueing behind timeouts. It
+// is closed at first; it opens when the failure rate over the last
+// Window calls reaches FailureRate (once MinCalls are in the window);
+// after CoolDown it turns half-open on the next call and lets up to
+// HalfOpenProbes calls through, closing when they all succeed and
+// opening again at the first failure. See [BreakerConfig].
+//
+// Use it around the call of an async stage with [Protect]:
+//
+//	cb := operators.NewCircuitBreaker(operators.BreakerConfig{CoolDown: 10 * time.Second})
+//	out := operators.MapAsync(src, operators.Protect(cb, call, nil), 8)
+//
+// One breaker may protect several stages and callers: it guards the
+// service, not the stream. A rejected call costs nothing downstream but
+// its error; with a fallback it becomes a degraded result instead, and the
+// stream goes on.
+//
+// Results of calls that started in an earlier state (a slow call that
+// returns after the breaker opened) are not counted. The open → half-open
+// transition happens lazily, at the first call after the cool-down.
+//
+// A CircuitBreaker is goroutine-safe. Cost: two short lock acquisitions
+// and a deferred call per call (about 110 ns in all on the 2-core VM,
+// BenchmarkCircuitBreaker), no allocation; a rejected call allocates
+// nothing either.
+type CircuitBreaker struct {
+	cfg     BreakerConfig
+	name    string
+	openErr error
+
+	mu        sync.Mutex
+	state     BreakerState
+	gen       uint64 // bumped on every transition
+	window    []bool // true: a failure; a ring of the last calls
+	pos       int
+	count     int
+	failures  int
+	openedAt  time.Time
+	probes    int // half-open: calls in flight
+	successes int // half-open: probes that succeeded
+}
+
+// NewCircuitBreaker returns a closed breaker. It panics with a sluice:
+// message if a field of cfg is invalid (see [BreakerConfig]).
+func NewCircuitBreaker(cfg BreakerConfig) *CircuitBreaker {
+	bad := func(msg string) { panic("sluice: NewCircuitBreaker: BreakerConfig." + msg) }
+	switch {
+	case cfg.Window < 0:
+		bad("Window < 0")
+	case cfg.MinCalls < 0:
+		bad("MinCalls < 0")
+	case cfg.CoolDown < 0:
+		bad("CoolDown < 0")
+	case cfg.HalfOpenProbes < 0:
+		bad("HalfOpenProbes < 0")
+	case cfg.FailureRate != 0 && !(cfg.FailureRate > 0 && cfg.FailureRate <= 1):
+		bad("FailureRate outside (0, 1]")
+	}
+	if cfg.Window == 0 {
+		cfg.Window = 20
+	}
+	if cfg.MinCalls == 0 {
+		cfg.MinCalls = min(10, cfg.Window)
+	}
+	if cfg.MinCalls > cfg.Window {
+		bad("MinCalls > Window")
+	}
+	if cfg.FailureRate == 0 {
+		cfg.FailureRate = 0.5
+	}
+	if cfg.CoolDown == 0 {
+		cfg.CoolDown = 5 * time.Second
+	}
+	if cfg.HalfOpenProbes == 0 {
+		cfg.HalfOpenProbes = 1
+	}
+	if cfg.IsFailure == nil {
+		cfg.IsFailure = defaultIsFailure
+	}
+	name := cfg.Name
+	if name == "" {
+		name = stage.DeriveName("breaker")
+	}
+	return &CircuitBreaker{
+		cfg:     cfg,
+		name:    name,
+		openErr: fmt.Errorf("%s: %w", name, ErrCircuitOpen),
+		window:  make([]bool, cfg.Window),
+	}
+}
+
+// Name returns the breaker's name.
+func (cb *CircuitBreaker) Name() string { return cb.name }
+
+// State returns the current state. An open breaker whose cool-down has
+// passed reports BreakerOpen until the next call turns it half-open.
+func (cb *CircuitBreaker) State() BreakerState {
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	return cb.state
+}
+
+// Do calls fn through the breaker: at once with an error matching
+// ErrCircuitOpen if the breaker rejects the call, and otherwise fn(ctx),
+// whose result it records. A panic in fn counts as a failure and is
+// re-raised.
+func (cb *CircuitBreaker) Do(ctx context.Context, fn func(ctx context.Context) error) (err error) {
+	gen, err := cb.acquire()
+	if err != nil {
+		return err
+	}
+	done := false
+	defer func() {
+		if !done {
+			cb.release(gen, true) // fn panicked
+		}
+	}()
+	err = fn(ctx)
+	done = true
+	cb.release(gen, err != nil && cb.cfg.IsFailure(err))
+	return err
+}
+
+// acquire admits a call and returns the generation it belongs to, or
+// the breaker's open error.
+func (cb *CircuitBreaker) acquire() (uint64, error) {
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	if cb.state == BreakerOpen && time.Since(cb.openedAt) >= cb.cfg.CoolDown {
+		cb.toLocked(BreakerHalfOpen)
+	}
+	switch cb.state {
+	case BreakerClosed:
+		return cb.gen, nil
+	case BreakerHalfOpen:
+		if cb.probes < cb.cfg.HalfOpenProbes {
+			cb.probes++
+			return cb.gen, nil
+		}
+	}
+	return 0, cb.openErr
+}
+
+// release records the result of a call admitted in generation gen.
+func (cb *CircuitBreaker) release(gen uint64, failed bool) {
+	cb.mu.Lock()
+	defer cb.mu.Unlock()
+	if gen != cb.gen {
+		return // admitted before a transition: not counted
+	}
+	switch cb.state {
+	case BreakerClosed:
+		if cb.count == len(cb.window) {
+			if cb.window[cb.pos] {
+				cb.failures--
+			}
+		} else {
+			cb.count++
+		}
+		cb.window[cb.pos] = failed
+		cb.pos = (cb.pos + 1) % len(cb.window)
+		if failed {
+			cb.failures++
+			if cb.count >= cb.cfg.MinCalls && float64(cb.failures) >= cb.cfg.FailureRate*float64(cb.count) {
+				cb.toLocked(BreakerOpen)
+			}
+		}
+	case BreakerHalfOpen:
+		cb.probes--
+		if failed {
+			cb.toLocked(BreakerOpen)
+			return
+		}
+		cb.successes++
+		if cb.successes >= cb.cfg.HalfOpenProbes {
+			cb.toLocked(BreakerClosed)
+		}
+	}
+}
+
+// toLocked moves to state to, resetting what the new state measures, and
+// reports the change. cb.mu must be held.
+func (cb *CircuitBreaker) toLocked(to BreakerState) {
+	from := cb.state
+	cb.state = to
+	cb.gen++
+	cb.probes, cb.successes = 0, 0
+	switch to {
+	case BreakerOpen:
+		cb.openedAt = time.Now()
+	case BreakerClosed:
+		clear(cb.window)
+		cb.pos, cb.count, cb.failures = 0, 0, 0
+	}
+	if h := cb.cfg.OnStateChange; h != nil {
+		h(from, to)
+	}
+}
+
+// Protect returns a function that calls f through cb, for an async
+// stage (MapAsync, MapAsyncAdaptive) or any caller:
+//
+//	operators.MapAsync(src, operators.Protect(cb, call, nil), 8)
+//
+// While cb rejects calls, the function returns at once: fallback(ctx, v,
+// err) if fallback is not nil (a cached or degraded result; the stream
+// goes on), and otherwise the zero R and err, which matches
+// ErrCircuitOpen (an async stage ends the stream with it, unless an outer
+// RetryFunc retries it: a policy that retries ErrCircuitOpen after the
+// cool-down is a sound way to wait for the service). Errors of f that
+// cb.IsFailure accepts count as failures; a panic in f counts as one and
+// is re-raised for the stage to recover. The function is goroutine-safe
+// if f and fallback are. It panics if cb or f is nil.
+func Protect[T, R any](cb *CircuitBreaker, f func(ctx context.Context, v T) (R, error), fallback func(ctx context.Context, v T, err error) (R, error)) func(ctx context.Context, v T) (R, error) {
+	if cb == nil {
+		panic("sluice: Protect: nil CircuitBreaker")
+	}
+	mustFunc("Protect", f == nil)
+	return func(ctx context.Context, v T) (r R, err error) {
+		gen, err := cb.acquire()
+		if err != nil {
+			if fallback != nil {
+				return fallback(ctx, v, err)
+			}
+			return r, err
+		}
+		done := false
+		defer func() {
+			if !done {
+				cb.release(gen, true) // f panicked
+			}
+		}()
+		r, err = f(ctx, v)
+		done = true
+		cb.release(gen, err != nil && cb.cfg.IsFailure(err))
+		return r, err
+	}
+}

@@ -177,3 +177,28 @@ func TestSnapshotOfAFusedRunWithBatchAndAFailure(t *testing.T) {
 		t.Errorf("stages (-want +got)\n%s", diff)
 	}
 }
+
+func TestSnapshotOfAParallelMap(t *testing.T) {
+	reg := monitor.New("parallel", monitor.Logger(nil))
+	defer reg.Close()
+	sq := operators.ParallelMap(sources.Range(0, 100, sources.Name("n")), func(v int) int { return v * v }, 2,
+		operators.Ordered(), operators.Prefetch(8), operators.Name("square"))
+	got, err := sinks.Collect(reg.Context(context.Background()), sq, sinks.Name("out"), sinks.Prefetch(16))
+	if err != nil || len(got) != 100 || got[99] != 99*99 {
+		t.Fatalf("Collect = %d items, %v", len(got), err)
+	}
+	var info []row
+	for _, r := range rows(reg.Snapshot()) {
+		r.Requested, r.Outstanding = 0, 0 // request patterns are the stages' own business
+		info = append(info, r)
+	}
+	c := monitor.StateCompleted
+	want := []row{
+		{1, 3, 0, "out", "collect", c, 0, 100, 0, 0, nil},
+		{2, 2, 1, "square", "parallelMap", c, 0, 100, 0, 0, nil},
+		{3, 1, 2, "n", "range", c, 0, 100, 0, 0, nil},
+	}
+	if diff := cmp.Diff(want, info); diff != "" {
+		t.Errorf("stages (-want +got)\n%s", diff)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 	"github.com/sluicego/sluice/internal/ring"
 	"github.com/sluicego/sluice/internal/stage"
 )
@@ -169,6 +170,13 @@ func (p *pmPublisher[T, R]) Subscribe(s flow.Subscriber[R]) {
 	}
 	x.drops.Init(p.hook, p.name, &p.dropped)
 	x.cond.L = &x.mu
+	kind := "parallelMap"
+	if p.useCtx {
+		kind = "mapAsync"
+	}
+	x.probe, x.pctx = probe.Attach(s, kind, p.name, probe.Operator)
+	x.drops.SetProbe(x.probe)
+	x.probe.SetLen(x.held)
 	p.src.Subscribe(x)
 }
 
@@ -199,6 +207,8 @@ const (
 // Subscription of downstream. See the top of the file for who owns what.
 type pmSub[T, R any] struct {
 	// Set before the workers start; read-only afterwards.
+	probe      *probe.Stage    // monitor counters, nil when not monitored
+	pctx       context.Context // downstream's context, exposed upstream by Context
 	call       func(context.Context, T) (R, error)
 	ctx        context.Context
 	stopCtx    context.CancelFunc // nil without a context
@@ -258,6 +268,23 @@ type pmSub[T, R any] struct {
 }
 
 // ---- upstream side ----
+
+// Context returns the downstream's context, naming this stage (see
+// package monitor).
+func (x *pmSub[T, R]) Context() context.Context { return x.pctx }
+
+// held returns the items waiting for a worker and the results waiting for
+// the drain loop, for the monitor; it takes the two queue locks, once per
+// monitor read.
+func (x *pmSub[T, R]) held() int {
+	x.mu.Lock()
+	n := x.qn
+	x.mu.Unlock()
+	x.outMu.Lock()
+	n += len(x.pend)
+	x.outMu.Unlock()
+	return n
+}
 
 func (x *pmSub[T, R]) OnSubscribe(s flow.Subscription) {
 	if s == nil {
@@ -338,6 +365,7 @@ func (x *pmSub[T, R]) upEnd(err error) {
 		return
 	}
 	x.upErr = err
+	x.probe.UpstreamDone()
 	x.mu.Lock()
 	x.inDone = true
 	x.idle = 0
@@ -352,6 +380,7 @@ func (x *pmSub[T, R]) upEnd(err error) {
 // Request allows n more deliveries. It does not request upstream itself:
 // the drain loop keeps the window topped up.
 func (x *pmSub[T, R]) Request(n int64) {
+	x.probe.Request(n)
 	if n <= 0 {
 		x.halt(flow.NonPositiveRequestError(n))
 		return
@@ -364,6 +393,7 @@ func (x *pmSub[T, R]) Request(n int64) {
 // the drain loop then drops the subscriber and the undelivered items.
 func (x *pmSub[T, R]) Cancel() {
 	if x.state.Or(pmCancelled)&pmCancelled == 0 {
+		x.probe.End(probe.Cancelled)
 		x.halt(nil)
 		x.signal()
 	}
@@ -527,6 +557,7 @@ func (x *pmSub[T, R]) pass() {
 		}
 		d, err := x.down, x.haltErr
 		x.release()
+		x.probe.End(probe.Failed)
 		d.OnError(err)
 		return
 	case x.drops.Err() != nil:
@@ -547,7 +578,7 @@ func (x *pmSub[T, R]) pass() {
 // once upstream has ended, every worker has ended and every item has
 // been delivered.
 func (x *pmSub[T, R]) emit() {
-	d := x.down
+	d, pr := x.down, x.probe
 	r := x.demand.Load()
 	var e int64
 	x.inNext = true
@@ -566,7 +597,13 @@ func (x *pmSub[T, R]) emit() {
 			break
 		}
 		e++ // before OnNext: the item is delivered even if OnNext panics
-		d.OnNext(v)
+		if pr != nil {
+			pr.Next()
+			d.OnNext(v)
+			pr.Returned()
+		} else {
+			d.OnNext(v)
+		}
 		if x.consumed++; x.consumed == x.limit {
 			x.consumed = 0
 			x.requestUp(x.limit)
@@ -576,6 +613,7 @@ func (x *pmSub[T, R]) emit() {
 	if e != 0 {
 		x.demand.Produced(e)
 	}
+	pr.Flush()
 	st := x.state.Load()
 	if st&pmDone != 0 && st&pmHalted == 0 && x.live.Load() == 0 && x.delivered == x.recv {
 		// recv is final: upstream wrote it before pmDone
@@ -585,8 +623,10 @@ func (x *pmSub[T, R]) emit() {
 			x.stopCtx()
 		}
 		if err != nil {
+			pr.End(probe.Failed)
 			d.OnError(err)
 		} else {
+			pr.End(probe.Completed)
 			d.OnComplete()
 		}
 	}

@@ -29,7 +29,7 @@ type Registry struct {
 	wake    chan struct{}  // buffered 1: a stage ended, check now
 	stop    chan struct{}  // closed by Close
 	done    sync.WaitGroup // the checker goroutine
-	cancels []cancelCtx // FailOnStall: the contexts handed out, to cancel on a stall
+	cancels []cancelCtx    // FailOnStall: the contexts handed out, to cancel on a stall
 
 	wmu     sync.Mutex              // held by a check and by Snapshot
 	watches map[*probe.Stage]*watch // the detector's memory

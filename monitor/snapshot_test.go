@@ -202,3 +202,34 @@ func TestSnapshotOfAParallelMap(t *testing.T) {
 		t.Errorf("stages (-want +got)\n%s", diff)
 	}
 }
+
+func TestSnapshotOfABroadcast(t *testing.T) {
+	reg := monitor.New("fanout", monitor.Logger(nil))
+	defer reg.Close()
+	b := operators.Broadcast(sources.Range(0, 10, sources.Name("n")), operators.Name("copy"), operators.MinSubscribers(2))
+	ctx := reg.Context(context.Background())
+	a := &forgetful{ctx: ctx, first: 10}
+	c := &forgetful{ctx: ctx, first: 4}
+	b.Subscribe(a)
+	b.Subscribe(c) // the second subscriber connects: c's demand bounds the stream under Block
+	var got []row
+	for _, r := range rows(reg.Snapshot()) {
+		r.Outstanding = 0
+		got = append(got, r)
+	}
+	act, done := monitor.StateActive, monitor.StateCompleted
+	// The hub (a Junction: the shared queue, fed by the range) and one
+	// stage per subscriber under it. Under Block the second subscriber's
+	// demand of 4 bounds what leaves the queue.
+	want := []row{
+		{1, 2, 0, "copy", "broadcast", done, 256, 4, 0, 6, nil},
+		{2, 3, 0, "copy", "broadcast", act, 10, 4, 0, 0, nil},
+		{3, 3, 0, "copy", "broadcast", act, 4, 4, 0, 0, nil},
+		{4, 1, 1, "n", "range", done, 256, 10, 0, 0, nil},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stages (-want +got)\n%s", diff)
+	}
+	a.cancel()
+	c.cancel()
+}

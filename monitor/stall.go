@@ -150,7 +150,7 @@ func (r *Registry) detect(now time.Time) []Report {
 // condition returns the kind of stall the counters show, if any, and
 // when it can be said to have started.
 func condition(s *probe.Stage, c probe.Counters, w *watch, now time.Time) (StallKind, time.Time) {
-	if s.Role == probe.Sink {
+	if s.Role == probe.Sink || s.Role == probe.Junction {
 		return 0, time.Time{}
 	}
 	if c.State == probe.Subscribed {
@@ -174,8 +174,11 @@ func condition(s *probe.Stage, c probe.Counters, w *watch, now time.Time) (Stall
 // the culprit is further down, and this stage is only backpressured.
 func explained(s *probe.Stage, reads map[*probe.Stage]probe.Counters) bool {
 	d := s.Downstream
-	if d == nil || d.Role == probe.Sink {
+	switch {
+	case d == nil || d.Role == probe.Sink:
 		return false
+	case d.Role == probe.Junction:
+		return true // the fan-out's outputs are judged instead
 	}
 	c, ok := reads[d]
 	if !ok {

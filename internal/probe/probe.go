@@ -81,6 +81,11 @@ const (
 	// Sink stages end a pipeline: they request for themselves, so they
 	// are never stalled, and they explain no stall upstream of them.
 	Sink
+	// Junction stages are the shared upstream side of a fan-out: they
+	// deliver to several stages (registered under them with AttachUnder),
+	// are never stalled themselves, and a stage that delivers to one is
+	// never the culprit: the fan-out's own outputs are judged instead.
+	Junction
 )
 
 // NumReasons bounds flow.DropReason values; index 0 is unused.
@@ -425,6 +430,10 @@ func Attach(down any, kind, name string, role Role) (*Stage, context.Context) {
 
 // AttachContext is Attach for a downstream whose context is ctx.
 func AttachContext(ctx context.Context, kind, name string, role Role) (*Stage, context.Context) {
+	return attach(ctx, nil, kind, name, role)
+}
+
+func attach(ctx context.Context, up *Stage, kind, name string, role Role) (*Stage, context.Context) {
 	r := FromContext(ctx)
 	if r == nil {
 		return nil, ctx
@@ -432,11 +441,18 @@ func AttachContext(ctx context.Context, kind, name string, role Role) (*Stage, c
 	if name == "" {
 		name = stage.DeriveName(kind)
 	}
-	s := &Stage{Name: name, Kind: kind, Role: role, Since: time.Now()}
+	s := &Stage{Name: name, Kind: kind, Role: role, Since: time.Now(), Upstream: up}
 	s.Downstream, _ = ctx.Value(stageKey{}).(*Stage)
 	s.state.Store(int32(Subscribed))
 	r.add(s)
 	return s, context.WithValue(ctx, stageKey{}, s)
+}
+
+// AttachUnder is Attach for one output of a fan-out: the stage delivers
+// to down and is fed by up, a Junction registered by the fan-out (nil:
+// no upstream link).
+func AttachUnder(down any, up *Stage, kind, name string, role Role) (*Stage, context.Context) {
+	return attach(ContextOf(down), up, kind, name, role)
 }
 
 // Child registers a stage that has no subscriber of its own yet (a

@@ -180,6 +180,7 @@ type publishOn[T any] struct {
 	down     flow.Subscriber[T] // nil once ended
 	started  bool               // the initial request was made
 	finished bool               // a terminal signal was sent, or the stream was cut short
+	ended    atomic.Bool        // finished, for reads without the loop token
 	consumed int64              // towards the next replenishing request
 	schedErr error              // the scheduler refused the drain task
 	inNext   bool               // downstream's OnNext is running
@@ -340,7 +341,10 @@ func (x *publishOn[T]) drain() {
 		if missed = x.wip.Add(-missed); missed != 0 {
 			continue
 		}
-		if x.q.Empty() || !(x.finished || x.demand.Load() != 0) || !x.wip.CompareAndSwap(0, 1) {
+		// The token is released: only goroutine-safe reads from here on
+		// (another goroutine may own the loop already, such as a drain run
+		// inline because the scheduler refused the task).
+		if x.q.Len() == 0 || !(x.ended.Load() || x.demand.Load() != 0) || !x.wip.CompareAndSwap(0, 1) {
 			return
 		}
 		missed = 1
@@ -568,6 +572,7 @@ func (x *publishOn[T]) stop(err error) {
 // and the subscriber forgotten (rule 3.13).
 func (x *publishOn[T]) release() {
 	x.finished = true
+	x.ended.Store(true)
 	x.down = nil
 	x.dropQueued()
 }

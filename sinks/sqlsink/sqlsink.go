@@ -294,39 +294,7 @@ func (w *writer[T]) statement(rows int) string {
 // batch inserts one batch, retrying as configured, and dead-letters it or
 // returns the error that ends the stream.
 func (w *writer[T]) batch(ctx context.Context, batch []T) error {
-	if len(batch) == 0 {
-		return nil
-	}
-	var err error
-	attempt := 1
-	for ; ; attempt++ {
-		err = w.insert(ctx, batch)
-		if err == nil {
-			w.n += int64(len(batch))
-			return nil
-		}
-		if errors.Is(err, ErrValueCount) {
-			return err
-		}
-		if ctxErr := ctx.Err(); ctxErr != nil {
-			return ctxErr
-		}
-		if attempt == w.cfg.attempts {
-			break
-		}
-		if w.cfg.onRetry != nil {
-			w.cfg.onRetry(attempt, err)
-		}
-		if err := sleep(ctx, w.cfg.backoff<<(attempt-1)); err != nil {
-			return err
-		}
-	}
-	berr := &BatchError{Rows: len(batch), Attempts: attempt, Err: err}
-	if w.deadLetter == nil {
-		return berr
-	}
-	w.deadLetter(batch, berr)
-	return nil
+	return retryBatch(ctx, &w.cfg, batch, w.insert, w.deadLetter, &w.n)
 }
 
 // insert runs one transaction for batch.

@@ -119,8 +119,12 @@ func (b *Buffer[T]) SetProbe(st *probe.Stage) {
 // does not wait for demand).
 func (b *Buffer[T]) Attach(s flow.Subscriber[T]) {
 	b.down = s
-	b.attached.Store(true)
+	// Nothing is delivered before OnSubscribe has returned (rule 1.3): a
+	// Request made inside it only adds demand, and a producer that
+	// signals meanwhile finds the buffer not attached yet. The drain
+	// below delivers what is due.
 	s.OnSubscribe(b)
+	b.attached.Store(true)
 	if up := b.cfg.Up; up != nil && b.cfg.Policy != flow.Block {
 		// The only request this buffer makes; made outside the drain loop
 		// so that a synchronous upstream's items are delivered as they

@@ -35,6 +35,7 @@ var (
 	descDemand  = prometheus.NewDesc("sluice_stage_outstanding_demand", "Items requested from the stage and not yet delivered (capped at 2^53 for unbounded demand).", labels, nil)
 	descStalls  = prometheus.NewDesc("sluice_stage_stalls_total", "Stall reports against the stage.", labels, nil)
 	descErrors  = prometheus.NewDesc("sluice_stage_errors_total", "Subscriptions of the stage that ended with an error.", labels, nil)
+	descRedeliv = prometheus.NewDesc("sluice_stage_redelivered_total", "Items a durable source (JetStream) received again because an earlier delivery was not acknowledged.", labels, nil)
 	descLatency = prometheus.NewDesc("sluice_stage_latency_seconds", "Time items wait in an async stage's queue before delivery, sampled once per drained batch.", labels, nil)
 )
 
@@ -43,17 +44,17 @@ const maxGauge = 1 << 53
 
 // Describe sends the descriptors of every metric the collector publishes.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReq, descDel, descDrop, descBuf, descDemand, descStalls, descErrors, descLatency} {
+	for _, d := range []*prometheus.Desc{descReq, descDel, descDrop, descBuf, descDemand, descStalls, descErrors, descRedeliv, descLatency} {
 		ch <- d
 	}
 }
 
 type agg struct {
-	requested, delivered, buffered, outstanding, stalls, errors float64
-	dropped                                                     [probe.NumReasons]float64
-	latency                                                     [probe.NumBuckets]uint64
-	latencyN                                                    uint64
-	latencySum                                                  float64
+	requested, delivered, buffered, outstanding, stalls, errors, redelivered float64
+	dropped                                                                  [probe.NumReasons]float64
+	latency                                                                  [probe.NumBuckets]uint64
+	latencyN                                                                 uint64
+	latencySum                                                               float64
 }
 
 // Collect sends the current value of every metric.
@@ -75,6 +76,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			a.outstanding = addCapped(a.outstanding, k.Outstanding)
 			a.stalls += float64(k.Stalls)
 			a.errors += float64(k.Errors)
+			a.redelivered += float64(k.Redelivered)
 			for i, n := range k.Dropped {
 				a.dropped[i] += float64(n)
 			}
@@ -96,6 +98,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(descDemand, prometheus.GaugeValue, a.outstanding, lv...)
 			ch <- prometheus.MustNewConstMetric(descStalls, prometheus.CounterValue, a.stalls, lv...)
 			ch <- prometheus.MustNewConstMetric(descErrors, prometheus.CounterValue, a.errors, lv...)
+			ch <- prometheus.MustNewConstMetric(descRedeliv, prometheus.CounterValue, a.redelivered, lv...)
 			if a.latencyN > 0 {
 				buckets := make(map[float64]uint64, len(probe.LatencyBuckets))
 				var cum uint64

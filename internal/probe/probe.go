@@ -118,6 +118,7 @@ type Stage struct {
 	buffered    atomic.Int64
 	errors      atomic.Int64
 	stalls      atomic.Int64
+	redelivered atomic.Int64
 	state       atomic.Int32
 	busy        atomic.Bool  // delivering the item that used the last demand
 	upDone      atomic.Bool  // upstream has completed (nothing more will come)
@@ -290,6 +291,14 @@ func (s *Stage) ObserveLatency(d time.Duration) {
 	s.latencySum.Add(int64(d))
 }
 
+// Redelivered counts one item that a durable source received again after
+// an earlier delivery was not acknowledged (JetStream's NumDelivered > 1).
+func (s *Stage) Redelivered() {
+	if s != nil {
+		s.redelivered.Add(1)
+	}
+}
+
 // Stalled counts one stall report against the stage.
 func (s *Stage) Stalled() { s.stalls.Add(1) }
 
@@ -303,6 +312,7 @@ type Counters struct {
 	Buffered    int64
 	Errors      int64
 	Stalls      int64
+	Redelivered int64
 	Busy        bool
 	UpDone      bool
 	LastRequest time.Time // zero if no Request came
@@ -318,15 +328,16 @@ func (s *Stage) Read() Counters {
 		return Counters{}
 	}
 	c := Counters{
-		State:      State(s.state.Load()),
-		Requested:  s.requested.Load(),
-		Delivered:  s.delivered.Load(),
-		Buffered:   s.buffered.Load(),
-		Errors:     s.errors.Load(),
-		Stalls:     s.stalls.Load(),
-		Busy:       s.busy.Load(),
-		UpDone:     s.upDone.Load(),
-		LatencySum: time.Duration(s.latencySum.Load()),
+		State:       State(s.state.Load()),
+		Requested:   s.requested.Load(),
+		Delivered:   s.delivered.Load(),
+		Buffered:    s.buffered.Load(),
+		Errors:      s.errors.Load(),
+		Stalls:      s.stalls.Load(),
+		Redelivered: s.redelivered.Load(),
+		Busy:        s.busy.Load(),
+		UpDone:      s.upDone.Load(),
+		LatencySum:  time.Duration(s.latencySum.Load()),
 	}
 	if s.length != nil {
 		c.Buffered = int64(s.length())

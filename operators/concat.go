@@ -1,11 +1,13 @@
 package operators
 
 import (
+	"context"
 	"slices"
 	"sync"
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 )
 
 // Concat returns a publisher that emits every item of the first source,
@@ -38,6 +40,10 @@ import (
 // nothing to configure. The subscription is goroutine-safe. Cost: per item, one atomic load and
 // a counter; per source, one mutex acquisition at the switch. A nil
 // source panics.
+//
+// Monitoring: when downstream's context carries a monitor registry, each
+// subscription registers as a "concat" stage, named concat#N, and every
+// source registers under it when it is subscribed.
 func Concat[T any](srcs ...flow.Publisher[T]) flow.Publisher[T] {
 	for _, s := range srcs {
 		mustSource("Concat", s)
@@ -56,6 +62,7 @@ func (p *concatPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 		return
 	}
 	c := &concat[T]{srcs: p.srcs}
+	c.probe, c.ctx = probe.Attach(s, "concat", "", probe.Operator) // nothing buffered: no SetLen
 	c.down.Store(&s)
 	s.OnSubscribe(c)
 	c.subscribeNext()
@@ -77,7 +84,17 @@ type concat[T any] struct {
 
 	idx      int   // trampoline-owned: the next source
 	produced int64 // owned by the current source's signals
+
+	// Set at Subscribe: the monitor counters (nil when not monitored;
+	// Next, Returned and Flush only from the current source's signals,
+	// which are serial) and the context exposed to every source.
+	probe *probe.Stage
+	ctx   context.Context
 }
+
+// Context returns the context of the stage's downstream, naming the
+// stage, so that every source registers under it with the monitor.
+func (c *concat[T]) Context() context.Context { return c.ctx }
 
 // subscribeNext subscribes to the next source, or completes downstream
 // after the last. A source that completes synchronously inside Subscribe
@@ -94,6 +111,7 @@ func (c *concat[T]) subscribeNext() {
 		if c.idx == len(c.srcs) {
 			if p := c.down.Swap(nil); p != nil {
 				c.srcs = nil
+				c.probe.End(probe.Completed)
 				(*p).OnComplete()
 			}
 			continue
@@ -132,7 +150,13 @@ func (c *concat[T]) OnSubscribe(s flow.Subscription) {
 func (c *concat[T]) OnNext(v T) {
 	if p := c.down.Load(); p != nil {
 		c.produced++
-		(*p).OnNext(v)
+		if pr := c.probe; pr != nil {
+			pr.Next()
+			(*p).OnNext(v)
+			pr.Returned()
+		} else {
+			(*p).OnNext(v)
+		}
 	}
 }
 
@@ -144,11 +168,13 @@ func (c *concat[T]) OnError(err error) {
 	c.cur = nil
 	c.mu.Unlock()
 	if p := c.down.Swap(nil); p != nil {
+		c.probe.End(probe.Failed)
 		(*p).OnError(err)
 	}
 }
 
 func (c *concat[T]) OnComplete() {
+	c.probe.Flush() // the source's last signal: its items are counted exactly
 	c.mu.Lock()
 	c.cur = nil
 	if c.requested != flow.Unbounded {
@@ -161,6 +187,7 @@ func (c *concat[T]) OnComplete() {
 
 // Request passes n to the current source, or keeps it for the next one.
 func (c *concat[T]) Request(n int64) {
+	c.probe.Request(n)
 	c.mu.Lock()
 	s := c.cur
 	if n <= 0 {
@@ -181,6 +208,7 @@ func (c *concat[T]) Cancel() {
 	if !c.cancelled.CompareAndSwap(false, true) {
 		return
 	}
+	c.probe.End(probe.Cancelled)
 	c.down.Store(nil)
 	c.mu.Lock()
 	s := c.cur

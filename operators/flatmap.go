@@ -1,11 +1,13 @@
 package operators
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 	"github.com/sluicego/sluice/internal/ring"
 	"github.com/sluicego/sluice/internal/stage"
 )
@@ -60,6 +62,10 @@ const (
 // Range sources of 100 items cost about 50 ns per item, and of one item
 // about 430 ns per item (the allocations of a subscription dominate).
 // FlatMap panics if src or f is nil.
+//
+// Monitoring: when downstream's context carries a monitor registry, each
+// subscription registers as a "flatMap" stage, and src and every inner
+// publisher register under it; Buffered is not reported.
 func FlatMap[T, R any](src flow.Publisher[T], f func(T) flow.Publisher[R], opts ...Option) flow.Publisher[R] {
 	mustSource("FlatMap", src)
 	mustFunc("FlatMap", f == nil)
@@ -99,6 +105,10 @@ func (p *flatMapPublisher[T, R]) Subscribe(s flow.Subscriber[R]) {
 	flow.RequireSubscriber(s)
 	pf := int64(p.prefetch)
 	x := newFanIn(s, p.name, p.hook, &p.dropped, p.delayError, p.ordered, int(pf-pf/4))
+	// No SetLen: the live inners are drain-owned, so there is no cheap
+	// goroutine-safe count of what is queued.
+	x.probe, x.ctx = probe.Attach(s, "flatMap", p.name, probe.Operator)
+	x.drops.SetProbe(x.probe)
 	x.outer = &finLink{}
 	x.newq = ring.NewSPSC[*finInner[R]](p.concurrency)
 	p.src.Subscribe(&flatOuter[T, R]{x: x, f: p.f, prefetch: pf, concurrency: int64(p.concurrency)})
@@ -112,6 +122,10 @@ type flatOuter[T, R any] struct {
 	prefetch    int64
 	concurrency int64
 }
+
+// Context returns the context of the stage's downstream, naming the
+// stage, so that src registers under it with the monitor.
+func (o *flatOuter[T, R]) Context() context.Context { return o.x.ctx }
 
 func (o *flatOuter[T, R]) OnSubscribe(s flow.Subscription) {
 	x := o.x

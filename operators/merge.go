@@ -1,11 +1,13 @@
 package operators
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 	"github.com/sluicego/sluice/internal/ring"
 	"github.com/sluicego/sluice/internal/stage"
 )
@@ -53,6 +55,14 @@ type finHub struct {
 	// loop must look at; it runs after the loop has released the token
 	// (see signal), so it may read only goroutine-safe state.
 	recheck func() bool
+	// Set at Subscribe, before downstream's OnSubscribe and before any
+	// source is subscribed: the monitor counters (nil when not
+	// monitored; Next, Returned and Flush only with the drain-loop token
+	// held) and the context that every subscriber the stage passes
+	// upstream exposes (see finInner.Context), so that the sources
+	// register under this stage.
+	probe *probe.Stage
+	ctx   context.Context
 }
 
 // lazyRing is the SPSC ring of a finInner, allocated by the producer when
@@ -119,6 +129,7 @@ func (h *finHub) signal() {
 // (or done the work of one).
 func (h *finHub) drain(missed int32) {
 	for {
+		h.probe.Flush() // with the token held: the count is exact at rest
 		if missed = h.wip.Add(-missed); missed == 0 {
 			if h.recheck == nil || !h.recheck() || !h.wip.CompareAndSwap(0, 1) {
 				return
@@ -132,6 +143,7 @@ func (h *finHub) drain(missed int32) {
 // Request adds n to downstream's demand. It never requests upstream
 // itself: the drain loop does, per source, as it consumes.
 func (h *finHub) Request(n int64) {
+	h.probe.Request(n)
 	if n <= 0 {
 		if h.badOnce.CompareAndSwap(false, true) {
 			h.badN = n
@@ -147,6 +159,7 @@ func (h *finHub) Request(n int64) {
 // drops what is queued and forgets the subscriber.
 func (h *finHub) Cancel() {
 	if h.state.Or(finCancelled)&finCancelled == 0 {
+		h.probe.End(probe.Cancelled)
 		h.signal()
 	}
 }
@@ -255,6 +268,10 @@ func newLazyInner[X any](h *finHub, prefetch int64, name string, drops *ring.Dro
 		limit:    prefetch - prefetch/4,
 	}
 }
+
+// Context returns the context of the stage's downstream, naming the
+// stage, so that the source registers under it with the monitor.
+func (in *finInner[X]) Context() context.Context { return in.h.ctx }
 
 func (in *finInner[X]) OnSubscribe(s flow.Subscription) {
 	if in.set(s) {
@@ -435,7 +452,13 @@ func (x *fanIn[T]) tryEmit(in *finInner[T], v T) bool {
 		x.drain(1)
 		return true
 	}
-	x.down.OnNext(v)
+	if pr := x.probe; pr != nil {
+		pr.Next()
+		x.down.OnNext(v)
+		pr.Returned()
+	} else {
+		x.down.OnNext(v)
+	}
 	x.demand.Produced(1)
 	in.took()
 	x.drain(1)
@@ -476,6 +499,7 @@ func (x *fanIn[T]) takeNew() {
 // sweep starts after the last source that delivered, so a subscriber
 // that requests one item at a time is served by each source in turn.
 func (x *fanIn[T]) emitMerged() {
+	pr := x.probe
 	r := x.demand.Load()
 	var e int64
 	for len(x.active) > 0 {
@@ -497,7 +521,13 @@ func (x *fanIn[T]) emitMerged() {
 				if !ok {
 					break
 				}
-				x.down.OnNext(v)
+				if pr != nil {
+					pr.Next()
+					x.down.OnNext(v)
+					pr.Returned()
+				} else {
+					x.down.OnNext(v)
+				}
 				e++
 				took++
 				in.took()
@@ -523,6 +553,7 @@ func (x *fanIn[T]) emitMerged() {
 // emitOrdered delivers queued items of the first source only, and moves
 // to the next once the first is done and drained (FlatMap with Ordered).
 func (x *fanIn[T]) emitOrdered() {
+	pr := x.probe
 	r := x.demand.Load()
 	var e int64
 	for len(x.active) > 0 {
@@ -537,7 +568,13 @@ func (x *fanIn[T]) emitOrdered() {
 			if !ok {
 				break
 			}
-			x.down.OnNext(v)
+			if pr != nil {
+				pr.Next()
+				x.down.OnNext(v)
+				pr.Returned()
+			} else {
+				x.down.OnNext(v)
+			}
 			e++
 			in.took()
 		}
@@ -585,8 +622,10 @@ func (x *fanIn[T]) finish(err error, signal bool) {
 		return
 	}
 	if err != nil {
+		x.probe.End(probe.Failed)
 		d.OnError(err)
 	} else {
+		x.probe.End(probe.Completed)
 		d.OnComplete()
 	}
 }
@@ -647,6 +686,17 @@ func rechecked[X any](h *finHub, ins []*finInner[X]) bool {
 	return false
 }
 
+// queuedIn returns the number of items queued in the rings of ins, for
+// the monitor. It is goroutine-safe: it reads only the rings' published
+// indexes (ring.SPSC.Len).
+func queuedIn[X any](ins []*finInner[X]) int {
+	n := 0
+	for _, in := range ins {
+		n += in.q.Len()
+	}
+	return n
+}
+
 // ---- Merge ----
 
 // Merge returns a publisher that emits the items of every source as they
@@ -704,6 +754,10 @@ func Merge[T any](srcs ...flow.Publisher[T]) flow.Publisher[T] {
 // about 89 ns for four goroutines sending into one channel buffered 256
 // (medians of 5, go test -run '^$' -bench 'Merge' -count 5 ./operators/).
 // A nil source panics.
+//
+// Monitoring: when downstream's context carries a monitor registry, each
+// subscription registers as a "merge" stage (Buffered: the items in the
+// rings) and the sources register under it.
 func MergeWith[T any](srcs []flow.Publisher[T], opts ...Option) flow.Publisher[T] {
 	for _, s := range srcs {
 		mustSource("Merge", s)
@@ -739,10 +793,15 @@ func (p *mergePublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	}
 	pf := int64(p.prefetch)
 	x := newFanIn(s, p.name, p.hook, &p.dropped, p.delayError, false, int(pf-pf/4))
+	x.probe, x.ctx = probe.Attach(s, "merge", p.name, probe.Operator)
+	x.drops.SetProbe(x.probe)
 	x.outerDone.Store(true)
 	ins := make([]*finInner[T], len(p.srcs))
 	for i := range ins {
 		ins[i] = newFinInner(&x.finHub, pf, p.name, &x.drops)
+	}
+	if x.probe != nil {
+		x.probe.SetLen(func() int { return queuedIn(ins) }) // rings: goroutine-safe Len
 	}
 	x.active = slices.Clone(ins)
 	for _, in := range ins {

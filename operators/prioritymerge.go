@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 	"github.com/sluicego/sluice/internal/ring"
 	"github.com/sluicego/sluice/internal/stage"
 )
@@ -69,6 +70,11 @@ func (agingOption) apply(*stage.Config) {} // read by MergePriority
 // Range sources on the 2-core reference machine (BenchmarkMergePriority),
 // three times Merge. MergePriority panics if a
 // source is nil; no source completes at once.
+//
+// Monitoring: when downstream's context carries a monitor registry, each
+// subscription registers as a "mergePriority" stage (Buffered: the items
+// in the rings, not the oldest item of each source held for the choice)
+// and the sources register under it.
 func MergePriority[T any](srcs []PrioritySource[T], opts ...Option) flow.Publisher[T] {
 	for _, s := range srcs {
 		mustSource("MergePriority", s.Source)
@@ -111,6 +117,8 @@ func (p *prioPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	}
 	x := &prioMerge[T]{down: s, name: p.name, aging: p.aging, delayError: p.delayError, base: time.Now()}
 	x.drops.Init(p.hook, p.name, &p.dropped)
+	x.probe, x.ctx = probe.Attach(s, "mergePriority", p.name, probe.Operator)
+	x.drops.SetProbe(x.probe)
 	x.finHub.pass = x.pass
 	x.stopMask = finCancelled | finBad
 	if !p.delayError {
@@ -131,6 +139,11 @@ func (p *prioPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 		in.lazy = true
 	}
 	x.finHub.recheck = func() bool { return rechecked(&x.finHub, inners) }
+	if x.probe != nil {
+		// The rings only: the head item a source holds for pick (at most
+		// one per source) is drain-owned and not counted.
+		x.probe.SetLen(func() int { return queuedIn(inners) })
+	}
 	s.OnSubscribe(x)
 	for i, src := range p.srcs { // all of them before the first pass, as in Merge
 		if x.state.Load()&(finCancelled|finBad) != 0 {
@@ -227,6 +240,7 @@ func (x *prioMerge[T]) pass() {
 		}
 		x.dropQueuedOf(x.retired)
 	}
+	pr := x.probe
 	r := x.demand.Load()
 	var e int64
 	now := time.Since(x.base)
@@ -238,7 +252,13 @@ func (x *prioMerge[T]) pass() {
 		v := best.head.v
 		best.head, best.has = stamped[T]{}, false
 		best.took()
-		x.down.OnNext(v)
+		if pr != nil {
+			pr.Next()
+			x.down.OnNext(v)
+			pr.Returned()
+		} else {
+			x.down.OnNext(v)
+		}
 		e++
 	}
 	for _, in := range x.live {
@@ -296,8 +316,10 @@ func (x *prioMerge[T]) finish(err error, signal bool) {
 		return
 	}
 	if err != nil {
+		x.probe.End(probe.Failed)
 		d.OnError(err)
 	} else {
+		x.probe.End(probe.Completed)
 		d.OnComplete()
 	}
 }

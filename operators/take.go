@@ -4,6 +4,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 )
 
 // ---- Take ----
@@ -70,6 +71,7 @@ func (x *takeSubscriber[T]) OnSubscribe(up flow.Subscription) {
 
 // Request forwards min(n, limit - requested) upstream.
 func (x *takeSubscriber[T]) Request(n int64) {
+	x.probe.Request(n)
 	if n <= 0 {
 		// Upstream signals the rule 3.9 error, unless Take has already
 		// cancelled it to deliver the last item: then OnNext signals it
@@ -105,9 +107,11 @@ func (x *takeSubscriber[T]) OnNext(item T) {
 	x.emit(p, item)
 	if x.down.CompareAndSwap(p, nil) { // unless downstream cancelled in OnNext
 		if n := x.bad.Load(); n <= 0 {
+			x.probe.End(probe.Failed)
 			(*p).OnError(flow.NonPositiveRequestError(n))
 			return
 		}
+		x.probe.End(probe.Completed)
 		(*p).OnComplete()
 	}
 }
@@ -223,6 +227,7 @@ func (x *skipSubscriber[T]) OnSubscribe(up flow.Subscription) { x.subscribe(up, 
 
 // Request adds the items to skip to the first positive request.
 func (x *skipSubscriber[T]) Request(n int64) {
+	x.probe.Request(n) // what downstream asked for, before the skipped items
 	if n > 0 && !x.started.Load() && x.started.CompareAndSwap(false, true) {
 		n = flow.AddCap(n, x.skip)
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/probe"
 )
 
 // Zip2 returns a publisher that pairs the items of a and b by position
@@ -61,6 +62,10 @@ func Zip2[A, B, R any](a flow.Publisher[A], b flow.Publisher[B], f func(A, B) R,
 // read; nothing is allocated per row: about 65 ns per row for Zip2 of two
 // Range sources on the 2-core reference machine (BenchmarkZip). ZipN panics if srcs is empty or
 // holds nil, or if f is nil.
+//
+// Monitoring: when downstream's context carries a monitor registry, each
+// subscription registers as a "zip" stage, counting rows, and the sources
+// register under it; Buffered is not reported.
 func ZipN[T, R any](srcs []flow.Publisher[T], f func(row []T) R, opts ...Option) flow.Publisher[R] {
 	if len(srcs) == 0 {
 		panic("sluice: Zip: no sources")
@@ -109,6 +114,10 @@ func newZipPublisher[R any](opts []Option) *zipPublisher[R] {
 func (p *zipPublisher[R]) Subscribe(s flow.Subscriber[R]) {
 	flow.RequireSubscriber(s)
 	z := &zipper[R]{down: s, name: p.name}
+	// No SetLen: a slot's ring counts the items taken but not yet
+	// released (up to L − 1 per source), so its Len is not what the
+	// stage holds.
+	z.probe, z.ctx = probe.Attach(s, "zip", p.name, probe.Operator)
 	z.finHub.pass = z.pass
 	z.combine = p.build(z)
 	s.OnSubscribe(z)
@@ -205,6 +214,7 @@ func (z *zipper[R]) pass() {
 		z.finish(z.failure(), true)
 		return
 	}
+	pr := z.probe
 	r := z.demand.Load()
 	var e int64
 	for e != r && z.state.Load() == finReady {
@@ -226,7 +236,13 @@ func (z *zipper[R]) pass() {
 		for _, s := range z.slots {
 			s.consume()
 		}
-		z.down.OnNext(v)
+		if pr != nil {
+			pr.Next()
+			z.down.OnNext(v)
+			pr.Returned()
+		} else {
+			z.down.OnNext(v)
+		}
 		e++
 	}
 	if e != 0 {
@@ -265,8 +281,10 @@ func (z *zipper[R]) finish(err error, signal bool) {
 		return
 	}
 	if err != nil {
+		z.probe.End(probe.Failed)
 		d.OnError(err)
 	} else {
+		z.probe.End(probe.Completed)
 		d.OnComplete()
 	}
 }

@@ -1,7 +1,11 @@
 // Package bench holds sluice's benchmarks and the baselines they are
 // compared with, measured side by side in the same run: a plain loop (the
-// physical floor) and, as the comparison suite grows, channel pipelines and
-// other libraries.
+// physical floor), channel pipelines and rxgo v2.5.0.
+//
+// The CLI, go run ./bench/cmd/sluicebench, runs the same scenarios
+// (Scenarios) in rounds and prints medians, ranges and ratios to each
+// baseline as a markdown table and an SVG chart. Measure, Markdown and SVG
+// time your own pipelines with the same harness (see Example_ownPipeline).
 //
 // Run them with
 //

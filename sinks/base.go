@@ -145,20 +145,23 @@ func (b *base) recoverUser(v any) {
 // consumed counts one item and replenishes the demand after each limit
 // items. It is small enough to inline into OnNext.
 func (b *base) consumed() {
-	if b.probe != nil {
-		b.count()
-	}
-	if b.remaining--; b.remaining == b.low {
-		b.replenish()
+	if b.remaining--; b.remaining == b.low || b.probe != nil {
+		b.consumedSlow()
 	}
 }
 
-// count counts one item for the monitor.
+// consumedSlow replenishes the demand when it is due and counts the item
+// for the monitor. Kept out of line so that consumed inlines.
 //
 //go:noinline
-func (b *base) count() {
-	b.probe.Next()
-	b.probe.Returned()
+func (b *base) consumedSlow() {
+	if b.probe != nil {
+		b.probe.Next()
+		b.probe.Returned()
+	}
+	if b.remaining == b.low {
+		b.replenish()
+	}
 }
 
 // replenish requests limit more items. Kept out of line so that consumed

@@ -163,33 +163,44 @@ func (m batchLoop[T]) FusedLoop(run *fuse.Run, yield func([]T) bool) error {
 	if st := run.Attach("batch", m.name, probe.Operator); st != nil {
 		run.CountOwn(st, &emitted)
 	}
-	var cur []T
+	// The batch being filled: a slice of size items (or of the initial
+	// capacity, growing, for sizes past maxInitialBatch) and a count, so
+	// that an item costs a store and an increment.
+	f := &batchFill[T]{buf: make([]T, min(size, maxInitialBatch))}
 	stopped := false
 	emit := func() bool {
-		full := cur
+		full := f.buf[:f.n:f.n]
 		emitted++
 		if stopped = !yield(full); stopped {
 			return false
 		}
 		if reuse {
 			clear(full)
-			cur = full[:0]
 		} else {
-			cur = nil
+			f.buf = make([]T, min(size, maxInitialBatch))
 		}
+		f.n = 0
 		return true
 	}
 	err := m.loop.FusedLoop(run, fuse.Layer(run, m.name, func(v T) bool {
-		if cur == nil {
-			cur = make([]T, 0, min(size, maxInitialBatch))
+		if f.n == len(f.buf) { // past maxInitialBatch: grow
+			nb := make([]T, min(2*len(f.buf), size))
+			copy(nb, f.buf)
+			f.buf = nb
 		}
-		if cur = append(cur, v); len(cur) < size {
+		f.buf[f.n] = v
+		if f.n++; f.n < size {
 			return !stop.Load()
 		}
 		return emit()
 	}))
-	if !stopped && len(cur) > 0 && !stop.Load() {
+	if !stopped && f.n > 0 && !stop.Load() {
 		emit() // the partial batch, before an upstream error too, as subscribed
 	}
 	return err
+}
+
+type batchFill[T any] struct {
+	buf []T
+	n   int
 }

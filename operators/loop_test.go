@@ -228,6 +228,8 @@ func TestBatchFusesOnlyByCountAndMatchesTheSubscription(t *testing.T) {
 	}{
 		{"whole batches and a partial one", operators.Batch(sources.Range(0, 10), 4, 0),
 			result{Batches: [][]int{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9}}}},
+		{"batches past the initial capacity grow", operators.Batch(sources.Range(0, 10000), 9000, 0),
+			result{Batches: [][]int{rangeInts(0, 9000), rangeInts(9000, 10000)}}},
 		{"reused slices", operators.Batch(sources.Range(0, 10), 4, 0, operators.ReuseBatches()),
 			result{Batches: [][]int{{0, 1, 2, 3}, {4, 5, 6, 7}, {8, 9}}}},
 		{"the partial batch comes before the upstream error",
@@ -254,4 +256,13 @@ func TestBatchFusesOnlyByCountAndMatchesTheSubscription(t *testing.T) {
 	}); ok {
 		t.Error("a timed Batch fuses: its timer would not be observable")
 	}
+}
+
+// rangeInts returns [from, to).
+func rangeInts(from, to int) []int {
+	out := make([]int, 0, to-from)
+	for i := from; i < to; i++ {
+		out = append(out, i)
+	}
+	return out
 }

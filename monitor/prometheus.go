@@ -36,6 +36,7 @@ var (
 	descStalls  = prometheus.NewDesc("sluice_stage_stalls_total", "Stall reports against the stage.", labels, nil)
 	descErrors  = prometheus.NewDesc("sluice_stage_errors_total", "Subscriptions of the stage that ended with an error.", labels, nil)
 	descRedeliv = prometheus.NewDesc("sluice_stage_redelivered_total", "Items a durable source (JetStream) received again because an earlier delivery was not acknowledged.", labels, nil)
+	descGauge   = prometheus.NewDesc("sluice_gauge", "A value registered with Registry.Gauge, such as a circuit breaker's state or an adaptive concurrency limit.", []string{"pipeline", "name"}, nil)
 	descLatency = prometheus.NewDesc("sluice_stage_latency_seconds", "Time items wait in an async stage's queue before delivery, sampled once per drained batch.", labels, nil)
 )
 
@@ -44,7 +45,7 @@ const maxGauge = 1 << 53
 
 // Describe sends the descriptors of every metric the collector publishes.
 func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReq, descDel, descDrop, descBuf, descDemand, descStalls, descErrors, descRedeliv, descLatency} {
+	for _, d := range []*prometheus.Desc{descReq, descDel, descDrop, descBuf, descDemand, descStalls, descErrors, descRedeliv, descGauge, descLatency} {
 		ch <- d
 	}
 }
@@ -60,6 +61,9 @@ type agg struct {
 // Collect sends the current value of every metric.
 func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range c.regs {
+		for _, g := range r.gaugeValues() {
+			ch <- prometheus.MustNewConstMetric(descGauge, prometheus.GaugeValue, g.Value, r.pipeline, g.Name)
+		}
 		byName := map[string]*agg{}
 		var order []string
 		for _, s := range r.reg.Stages() {

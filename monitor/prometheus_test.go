@@ -2,6 +2,7 @@ package monitor_test
 
 import (
 	"context"
+	"github.com/google/go-cmp/cmp"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -108,5 +109,28 @@ func TestAsyncStagesPublishALatencyHistogram(t *testing.T) {
 		if got := m.GetHistogram().GetSampleCount(); got == 0 {
 			t.Errorf("latency histogram of %v has no samples", m.GetLabel())
 		}
+	}
+}
+
+func TestGaugesAreSnapshottedAndScraped(t *testing.T) {
+	reg := monitor.New("edge", monitor.Logger(nil))
+	defer reg.Close()
+	state := 1.0
+	reg.Gauge("inventory_breaker_state", "0 closed, 1 open, 2 half-open", func() float64 { return state })
+	if diff := cmp.Diff([]monitor.GaugeValue{{Name: "inventory_breaker_state", Help: "0 closed, 1 open, 2 half-open", Value: 1}},
+		reg.Snapshot().Gauges); diff != "" {
+		t.Errorf("snapshot gauges (-want +got)\n%s", diff)
+	}
+	state = 2
+	want := `
+# HELP sluice_gauge A value registered with Registry.Gauge, such as a circuit breaker's state or an adaptive concurrency limit.
+# TYPE sluice_gauge gauge
+sluice_gauge{name="inventory_breaker_state",pipeline="edge"} 2
+`
+	if err := testutil.CollectAndCompare(monitor.NewCollector(reg), strings.NewReader(want), "sluice_gauge"); err != nil {
+		t.Error(err)
+	}
+	if err := flow.Catch(func() { reg.Gauge("inventory_breaker_state", "", func() float64 { return 0 }) }); err == nil {
+		t.Error("a gauge registered twice did not panic")
 	}
 }

@@ -31,6 +31,9 @@ type Registry struct {
 	done    sync.WaitGroup // the checker goroutine
 	cancels []cancelCtx    // FailOnStall: the contexts handed out, to cancel on a stall
 
+	gmu    sync.Mutex
+	gauges []gauge // values published beside the stages, see Gauge
+
 	wmu     sync.Mutex              // held by a check and by Snapshot
 	watches map[*probe.Stage]*watch // the detector's memory
 }
@@ -217,4 +220,54 @@ func (r *Registry) exitIfOver() bool {
 	}
 	r.running = false
 	return true
+}
+
+type gauge struct {
+	name, help string
+	read       func() float64
+}
+
+// Gauge publishes read() as the Prometheus gauge sluice_gauge{pipeline,
+// name} at every scrape, and in Snapshot().Gauges: for values that are
+// not stage counters, such as a circuit breaker's state or an adaptive
+// concurrency limit:
+//
+//	reg.Gauge("inventory_breaker_state", "0 closed, 1 open, 2 half-open",
+//		func() float64 { return float64(cb.State()) })
+//	reg.Gauge("inventory_limit", "calls allowed in flight",
+//		func() float64 { return float64(lim.Limit()) })
+//
+// read is called on the scraping or snapshotting goroutine and must be
+// goroutine-safe and quick. An empty name or a nil read panics; a name
+// given twice panics.
+func (r *Registry) Gauge(name, help string, read func() float64) {
+	if name == "" || read == nil {
+		panic("sluice: monitor.Gauge: empty name or nil read")
+	}
+	r.gmu.Lock()
+	defer r.gmu.Unlock()
+	for _, g := range r.gauges {
+		if g.name == name {
+			panic("sluice: monitor.Gauge: " + name + " registered twice")
+		}
+	}
+	r.gauges = append(r.gauges, gauge{name, help, read})
+}
+
+// gaugeValues reads every gauge.
+func (r *Registry) gaugeValues() []GaugeValue {
+	r.gmu.Lock()
+	gs := append([]gauge(nil), r.gauges...)
+	r.gmu.Unlock()
+	out := make([]GaugeValue, len(gs))
+	for i, g := range gs {
+		out[i] = GaugeValue{Name: g.name, Help: g.help, Value: g.read()}
+	}
+	return out
+}
+
+// GaugeValue is one gauge's value in a snapshot (see Registry.Gauge).
+type GaugeValue struct {
+	Name, Help string
+	Value      float64
 }

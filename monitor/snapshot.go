@@ -70,6 +70,7 @@ type Snapshot struct {
 	Time     time.Time
 	Stages   []StageInfo // by ID
 	Links    []Link
+	Gauges   []GaugeValue // see Registry.Gauge
 }
 
 // Snapshot returns the current counters of every registered stage. It is
@@ -82,8 +83,10 @@ func (r *Registry) Snapshot() Snapshot {
 		reads[s] = s.Read()
 	}
 	r.wmu.Lock()
-	defer r.wmu.Unlock()
-	return r.snapshot(time.Now(), stages, reads, r.watches)
+	snap := r.snapshot(time.Now(), stages, reads, r.watches)
+	r.wmu.Unlock()
+	snap.Gauges = r.gaugeValues()
+	return snap
 }
 
 func (r *Registry) snapshot(now time.Time, stages []*probe.Stage, reads map[*probe.Stage]probe.Counters, watches map[*probe.Stage]*watch) Snapshot {

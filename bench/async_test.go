@@ -95,33 +95,5 @@ func BenchmarkAsyncChain(b *testing.B) {
 
 // chanChain is the baseline: the source, the map and the filter each on a
 // goroutine of their own, joined by channels of capacity buf, and the
-// reduction on the caller's goroutine.
-func chanChain(buf int) int {
-	src, mapped, kept := make(chan int, buf), make(chan int, buf), make(chan int, buf)
-	double, keep, f := asyncDouble, asyncKeep, add
-	go func() {
-		for i := range items {
-			src <- i
-		}
-		close(src)
-	}()
-	go func() {
-		for v := range src {
-			mapped <- double(v)
-		}
-		close(mapped)
-	}()
-	go func() {
-		for v := range mapped {
-			if keep(v) {
-				kept <- v
-			}
-		}
-		close(kept)
-	}()
-	acc := 0
-	for v := range kept {
-		acc = f(acc, v)
-	}
-	return acc
-}
+// reduction on the caller's goroutine (ChanChain, shared with sluicebench).
+func chanChain(buf int) int { return ChanChain(items, buf) }

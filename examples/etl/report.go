@@ -108,17 +108,12 @@ func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w)
 }
 
-// labelUnnamed names, for display, the two stages that take no Name
-// option: the CSV source and the database sink (sinks.ForEach inside
-// sqlsink).
+// labelUnnamed names, for display, the stage that takes no Name option:
+// the CSV source.
 func labelUnnamed(s *monitor.Snapshot) {
 	for i := range s.Stages {
-		st := &s.Stages[i]
-		switch {
-		case st.Kind == "csv":
+		if st := &s.Stages[i]; st.Kind == "csv" {
 			st.Name = "read"
-		case st.Downstream == 0 && strings.HasPrefix(st.Name, "forEach"):
-			st.Name = "load"
 		}
 	}
 }

@@ -90,7 +90,7 @@ func sqliteValues(r row) []any {
 }
 
 func (t *sqliteTarget) Load(ctx context.Context, pub flow.Publisher[[]row], dead func([]row, *sqlsink.BatchError), opts ...sqlsink.Option) (int64, error) {
-	opts = append(opts, sqlsink.DeadLetter(dead))
+	opts = append(opts, sqlsink.DeadLetter(dead), sqlsink.Name("load"))
 	return sqlsink.Insert(ctx, pub, t.db, t.table, columns, sqliteValues, opts...)
 }
 
@@ -142,7 +142,7 @@ func pgValues(r row) []any {
 }
 
 func (t *pgTarget) Load(ctx context.Context, pub flow.Publisher[[]row], dead func([]row, *sqlsink.BatchError), opts ...sqlsink.Option) (int64, error) {
-	opts = append(opts, sqlsink.DeadLetter(dead))
+	opts = append(opts, sqlsink.DeadLetter(dead), sqlsink.Name("load"))
 	return sqlsink.CopyFrom(ctx, pub, t.conn, t.table, columns, pgValues, opts...)
 }
 

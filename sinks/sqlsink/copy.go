@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicego/sluice/flow"
-	"github.com/sluicego/sluice/sinks"
 )
 
 // Copier is what [CopyFrom] writes through: the CopyFrom method of
@@ -78,31 +76,10 @@ type Copier interface {
 // columns is empty, an option is nil, or a DeadLetter's type does not
 // match T.
 func CopyFrom[T any](ctx context.Context, pub flow.Publisher[[]T], conn Copier, table string, columns []string, values func(T) []any, opts ...Option) (int64, error) {
-	if ctx == nil {
-		panic("sluice: CopyFrom: nil Context")
-	}
-	if pub == nil {
-		panic("sluice: CopyFrom: nil Publisher")
-	}
 	if conn == nil {
 		panic("sluice: CopyFrom: nil Copier")
 	}
-	if table == "" {
-		panic("sluice: CopyFrom: empty table name")
-	}
-	if len(columns) == 0 {
-		panic("sluice: CopyFrom: no columns")
-	}
-	if values == nil {
-		panic("sluice: CopyFrom: nil values")
-	}
-	c := config{attempts: 1, maxParams: DefaultMaxParams}
-	for _, o := range opts {
-		if o == nil {
-			panic("sluice: CopyFrom: nil Option")
-		}
-		o.apply(&c)
-	}
+	c, dl := setup("CopyFrom", ctx, pub, table, columns, values, opts)
 	cp := &copier[T]{
 		conn:    conn,
 		table:   pgx.Identifier(strings.Split(table, ".")),
@@ -110,31 +87,10 @@ func CopyFrom[T any](ctx context.Context, pub flow.Publisher[[]T], conn Copier, 
 		cfg:     c,
 		src:     copySource[T]{values: values, ncol: len(columns)},
 	}
-	if c.deadLetter != nil {
-		dl, ok := c.deadLetter.(func([]T, *BatchError))
-		if !ok {
-			panic(fmt.Sprintf("sluice: CopyFrom: DeadLetter is a %T, not a func of the stream's batches", c.deadLetter))
-		}
-		cp.deadLetter = dl
-	}
-
-	// As in Insert: mu makes CopyFrom wait for a COPY that an asynchronous
-	// upstream's late batch started as ctx ended, and keeps any batch from
-	// starting after CopyFrom has returned.
-	var mu sync.Mutex
-	returned := false
-	err := sinks.ForEach(ctx, pub, func(batch []T) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if returned {
-			return ctx.Err()
-		}
+	cp.deadLetter = dl
+	return run(ctx, &cp.cfg, pub, func(ctx context.Context, batch []T) error {
 		return retryBatch(ctx, &cp.cfg, batch, cp.copy, cp.deadLetter, &cp.n)
-	}, sinks.Prefetch(1))
-	mu.Lock()
-	defer mu.Unlock()
-	returned = true
-	return cp.n, err
+	}, &cp.n)
 }
 
 type copier[T any] struct {

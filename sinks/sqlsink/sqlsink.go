@@ -94,6 +94,75 @@ type config struct {
 	dollar     bool
 	deadLetter any // func([]T, *BatchError), checked by Insert
 	onRetry    func(attempt int, err error)
+	name       string // the sink's stage name for the monitor; empty: derived
+}
+
+// Name names the sink's stage for the monitor package (default
+// "forEach#N", the sink it runs on). An empty name panics.
+func Name(name string) Option {
+	if name == "" {
+		panic("sluice: sqlsink.Name: empty name")
+	}
+	return optionFunc(func(c *config) { c.name = name })
+}
+
+// setup checks the arguments every sink of this package shares, applies
+// opts and returns the config and the dead-letter hook for T. fn names the
+// sink in panic messages.
+func setup[T any](fn string, ctx context.Context, pub flow.Publisher[[]T], table string, columns []string, values func(T) []any, opts []Option) (config, func([]T, *BatchError)) {
+	switch {
+	case ctx == nil:
+		panic("sluice: " + fn + ": nil Context")
+	case pub == nil:
+		panic("sluice: " + fn + ": nil Publisher")
+	case table == "":
+		panic("sluice: " + fn + ": empty table name")
+	case len(columns) == 0:
+		panic("sluice: " + fn + ": no columns")
+	case values == nil:
+		panic("sluice: " + fn + ": nil values")
+	}
+	c := config{attempts: 1, maxParams: DefaultMaxParams}
+	for _, o := range opts {
+		if o == nil {
+			panic("sluice: " + fn + ": nil Option")
+		}
+		o.apply(&c)
+	}
+	if c.deadLetter == nil {
+		return c, nil
+	}
+	dl, ok := c.deadLetter.(func([]T, *BatchError))
+	if !ok {
+		panic(fmt.Sprintf("sluice: %s: DeadLetter is a %T, not a func of the stream's batches", fn, c.deadLetter))
+	}
+	return c, dl
+}
+
+// run writes every batch of pub with write, one at a time: it requests the
+// next batch only once write has returned (committed, or dead-lettered).
+// mu makes run wait for a write that an asynchronous upstream's late
+// batch started as ctx ended (see sinks.ForEach), and keeps any batch from
+// starting after run has returned. It returns *n, the rows written.
+func run[T any](ctx context.Context, c *config, pub flow.Publisher[[]T], write func(context.Context, []T) error, n *int64) (int64, error) {
+	var mu sync.Mutex
+	returned := false
+	opts := []sinks.Option{sinks.Prefetch(1)}
+	if c.name != "" {
+		opts = append(opts, sinks.Name(c.name))
+	}
+	err := sinks.ForEach(ctx, pub, func(batch []T) error {
+		mu.Lock()
+		defer mu.Unlock()
+		if returned {
+			return context.Cause(ctx)
+		}
+		return write(ctx, batch)
+	}, opts...)
+	mu.Lock()
+	defer mu.Unlock()
+	returned = true
+	return *n, err
 }
 
 // Retry makes a failed batch be tried up to attempts times in all, in a
@@ -190,64 +259,19 @@ func DollarPlaceholders() Option {
 // is empty, len(columns) exceeds the parameter limit, an option is nil, or
 // a DeadLetter's type does not match T.
 func Insert[T any](ctx context.Context, pub flow.Publisher[[]T], db *sql.DB, table string, columns []string, values func(T) []any, opts ...Option) (int64, error) {
-	if ctx == nil {
-		panic("sluice: Insert: nil Context")
-	}
-	if pub == nil {
-		panic("sluice: Insert: nil Publisher")
-	}
 	if db == nil {
 		panic("sluice: Insert: nil DB")
 	}
-	if table == "" {
-		panic("sluice: Insert: empty table name")
-	}
-	if len(columns) == 0 {
-		panic("sluice: Insert: no columns")
-	}
-	if values == nil {
-		panic("sluice: Insert: nil values")
-	}
-	c := config{attempts: 1, maxParams: DefaultMaxParams}
-	for _, o := range opts {
-		if o == nil {
-			panic("sluice: Insert: nil Option")
-		}
-		o.apply(&c)
-	}
+	c, dl := setup("Insert", ctx, pub, table, columns, values, opts)
 	if len(columns) > c.maxParams {
 		panic("sluice: Insert: more columns than MaxParams")
 	}
-	w := &writer[T]{db: db, values: values, cfg: c, ncol: len(columns)}
-	if c.deadLetter != nil {
-		dl, ok := c.deadLetter.(func([]T, *BatchError))
-		if !ok {
-			panic(fmt.Sprintf("sluice: Insert: DeadLetter is a %T, not a func of the stream's batches", c.deadLetter))
-		}
-		w.deadLetter = dl
-	}
+	w := &writer[T]{db: db, values: values, cfg: c, ncol: len(columns), deadLetter: dl}
 	w.prefix = "INSERT INTO " + table + " (" + strings.Join(columns, ", ") + ") VALUES "
 	w.rowsPerStmt = c.maxParams / len(columns)
 	w.fullSQL = w.statement(w.rowsPerStmt)
 	w.args = make([]any, 0, w.rowsPerStmt*len(columns))
-
-	// mu makes Insert wait for a transaction that an asynchronous
-	// upstream's late batch started as ctx ended (see sinks.ForEach), and
-	// keeps any batch from starting after Insert has returned.
-	var mu sync.Mutex
-	returned := false
-	err := sinks.ForEach(ctx, pub, func(batch []T) error {
-		mu.Lock()
-		defer mu.Unlock()
-		if returned {
-			return ctx.Err()
-		}
-		return w.batch(ctx, batch)
-	}, sinks.Prefetch(1))
-	mu.Lock()
-	defer mu.Unlock()
-	returned = true
-	return w.n, err
+	return run(ctx, &w.cfg, pub, w.batch, &w.n)
 }
 
 type writer[T any] struct {

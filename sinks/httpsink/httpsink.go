@@ -22,6 +22,7 @@ type StatusError struct {
 	Body string // the start of the response body
 }
 
+// Error returns the status and the start of the body.
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("sluice: httpsink: %d %s: %s", e.Code, http.StatusText(e.Code), e.Body)
 }

@@ -98,6 +98,11 @@ func FailOnStall() Option { return func(c *config) { c.fail = true } }
 
 // New returns the registry of the pipeline named pipeline, which labels
 // its metrics. An empty name panics.
+//
+// A registry keeps the stages of ended subscriptions, so that a snapshot
+// taken after a run shows it, until it holds 4096 stages; then, as more
+// register, the ended ones are forgotten first. One registry can thus
+// watch a service's pipelines one after another for as long as it runs.
 func New(pipeline string, opts ...Option) *Registry {
 	if pipeline == "" {
 		panic("sluice: monitor.New: empty pipeline name")

@@ -368,6 +368,7 @@ func (s *Stage) Read() Counters {
 type Registry struct {
 	mu       sync.Mutex
 	stages   []*Stage
+	lastID   int
 	onAttach func() // called without mu after every registration
 	onEnd    func() // called when a stage reaches a terminal state
 }
@@ -387,10 +388,27 @@ func (r *Registry) Stages() []*Stage {
 	return append([]*Stage(nil), r.stages...)
 }
 
+// MaxStages bounds what a registry remembers: when it holds that many
+// stages, registering another first forgets the stages that have ended,
+// so that a long-lived registry watching one short pipeline after another
+// does not grow without bound. Live stages are never forgotten.
+const MaxStages = 4096
+
 func (r *Registry) add(s *Stage) {
 	s.reg = r
 	r.mu.Lock()
-	s.ID = len(r.stages) + 1
+	if len(r.stages) >= MaxStages {
+		live := r.stages[:0]
+		for _, st := range r.stages {
+			if !State(st.state.Load()).Terminal() {
+				live = append(live, st)
+			}
+		}
+		clear(r.stages[len(live):])
+		r.stages = live
+	}
+	r.lastID++
+	s.ID = r.lastID
 	r.stages = append(r.stages, s)
 	r.mu.Unlock()
 	if r.onAttach != nil {

@@ -110,3 +110,22 @@ func TestRequestSaturatesAndEndIsFinal(t *testing.T) {
 		t.Errorf("counters %+v", c)
 	}
 }
+
+// A long-lived registry forgets ended stages once it holds MaxStages, and
+// never a live one.
+func TestRegistryForgetsEndedStagesAtItsBound(t *testing.T) {
+	r := probe.NewRegistry(nil, nil)
+	ctx := probe.WithRegistry(context.Background(), r)
+	live, _ := probe.AttachContext(ctx, "map", "live", probe.Operator)
+	for range probe.MaxStages + 10 {
+		st, _ := probe.AttachContext(ctx, "map", "ended", probe.Operator)
+		st.End(probe.Completed)
+	}
+	stages := r.Stages()
+	if len(stages) > probe.MaxStages || stages[0] != live {
+		t.Fatalf("%d stages, first %q: the bound or the live stage was lost", len(stages), stages[0].Name)
+	}
+	if last := stages[len(stages)-1]; last.ID != probe.MaxStages+11 {
+		t.Errorf("last ID %d, want %d (IDs are never reused)", last.ID, probe.MaxStages+11)
+	}
+}

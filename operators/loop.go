@@ -2,6 +2,7 @@ package operators
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/sluicego/sluice/internal/fuse"
 	"github.com/sluicego/sluice/internal/probe"
@@ -41,30 +42,40 @@ func (m mapLoop[T, R]) FusedLoop(run *fuse.Run, yield func(R) bool) error {
 // last, for attributing a panic; it is two stores per item, cheaper than
 // a second closure call.
 func (m mapLoop[T, R]) fusedLoopFiltered(run *fuse.Run, keep func(R) bool, keepName string, yield func(R) bool) error {
-	f, stop := m.f, run.Stop
-	fst := run.Attach("filter", keepName, probe.Operator) // downstream first
-	var rejects int64
-	if fst != nil {
-		run.CountRejects(fst, &rejects)
+	// The closure captures one pointer: Go spills every captured value
+	// that is live across a call, so one pointer and a few loads beat six
+	// captured values (about 1 ns per item).
+	ps := &pairState[T, R]{f: m.f, keep: keep, yield: yield, stop: run.Stop}
+	if fst := run.Attach("filter", keepName, probe.Operator); fst != nil { // downstream first
+		run.CountRejects(fst, &ps.rejects)
 	}
 	run.Attach("map", m.name, probe.Operator)
-	phase := 0
 	pick := func() string {
-		if phase == 1 {
+		if ps.phase == 1 {
 			return m.name
 		}
 		return keepName
 	}
 	return m.loop.FusedLoop(run, fuse.LayerPair(run, pick, func(v T) bool {
-		phase = 1
-		r := f(v)
-		phase = 2
-		if keep(r) {
-			return yield(r)
+		ps.phase = 1
+		r := ps.f(v)
+		ps.phase = 2
+		if ps.keep(r) {
+			return ps.yield(r)
 		}
-		rejects++
-		return !stop.Load()
+		ps.rejects++
+		return !ps.stop.Load()
 	}))
+}
+
+// pairState is what the closure of a fused Filter(Map(…)) works with.
+type pairState[T, R any] struct {
+	f       func(T) R
+	keep    func(R) bool
+	yield   func(R) bool
+	stop    *atomic.Bool
+	phase   int   // 1 while f runs, 2 from keep on: which stage a panic came from
+	rejects int64 // items keep rejected, for the monitor
 }
 
 type mapErrLoop[T, R any] struct {

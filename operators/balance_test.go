@@ -43,7 +43,7 @@ func TestBalanceRoundRobinAmongOutputsWithDemand(t *testing.T) {
 			t.Errorf("output %d (-want +got)\n%s", i, diff)
 		}
 		if !r.Completed() {
-			t.Errorf("output %d: %q", i, btResult(r.Subscriber))
+			t.Errorf("output %d: %q", i, r.Subscriber.Outcome())
 		}
 	}
 	if diff := cmp.Diff(operators.BufferStats{Produced: 10, Delivered: 10}, foStats(outs[0])); diff != "" {
@@ -99,7 +99,7 @@ func TestBalanceCancelledOutputIsReRouted(t *testing.T) {
 	}
 	wantB := append([]int{1, 3}, btInts(5, 20)...)
 	if diff := cmp.Diff(wantB, btItems(b.Subscriber)); diff != "" || !b.Completed() {
-		t.Errorf("b (-want +got)\n%s; %q", diff, btResult(b.Subscriber))
+		t.Errorf("b (-want +got)\n%s; %q", diff, b.Subscriber.Outcome())
 	}
 	if got := drops.All(); got != nil {
 		t.Errorf("drops %v", got)
@@ -144,7 +144,7 @@ func TestBalanceUpstreamErrorReachesEveryOutput(t *testing.T) {
 	c.Request(5)
 	for i, r := range []*foRec[int]{a, b, c} {
 		if !errors.Is(r.Err(), errBoom) {
-			t.Errorf("output %d: %q", i, btResult(r.Subscriber))
+			t.Errorf("output %d: %q", i, r.Subscriber.Outcome())
 		}
 	}
 	if !cmp.Equal([]int{0, 1, 2}, a.Items()) || !cmp.Equal([]int{3}, c.Items()) {
@@ -157,11 +157,11 @@ func TestBalanceOutputAcceptsOneSubscriber(t *testing.T) {
 	first, second := newFoRec[int](t, flow.Unbounded), newFoRec[int](t, 1)
 	outs[0].Subscribe(first)
 	outs[0].Subscribe(second)
-	if got := btResult(second.Subscriber); got != "error: sluice: bal: output 0 already has a subscriber" {
+	if got := second.Subscriber.Outcome(); got != "error: sluice: bal: output 0 already has a subscriber" {
 		t.Errorf("second subscriber: %q", got)
 	}
 	if !first.Completed() || !cmp.Equal(btInts(0, 3), first.Items()) {
-		t.Errorf("first: %q with %v", btResult(first.Subscriber), first.Items())
+		t.Errorf("first: %q with %v", first.Subscriber.Outcome(), first.Items())
 	}
 }
 
@@ -172,7 +172,7 @@ func TestBalanceLateOutputAfterTheEnd(t *testing.T) {
 	b := newFoRec[int](t, 1)
 	outs[1].Subscribe(b)
 	if !a.Completed() || !cmp.Equal(btInts(0, 3), a.Items()) || !b.Completed() || len(b.Items()) != 0 {
-		t.Errorf("a %q %v, b %q %v", btResult(a.Subscriber), a.Items(), btResult(b.Subscriber), b.Items())
+		t.Errorf("a %q %v, b %q %v", a.Subscriber.Outcome(), a.Items(), b.Subscriber.Outcome(), b.Items())
 	}
 }
 
@@ -184,7 +184,7 @@ func TestBalanceBadRequestAndPanicEndOnlyThatOutput(t *testing.T) {
 	outs[0].Subscribe(bad)
 	bad.Request(-1)
 	if !errors.Is(bad.Err(), flow.ErrNonPositiveRequest) {
-		t.Errorf("bad: %q", btResult(bad.Subscriber))
+		t.Errorf("bad: %q", bad.Subscriber.Outcome())
 	}
 	outs[1].Subscribe(panicky)
 	outs[2].Subscribe(good)
@@ -194,7 +194,7 @@ func TestBalanceBadRequestAndPanicEndOnlyThatOutput(t *testing.T) {
 		t.Errorf("panicky: %v with %v", err, panicky.Items())
 	}
 	if diff := cmp.Diff([]int{1, 3, 4, 5, 6, 7, 8, 9}, btItems(good.Subscriber)); diff != "" || !good.Completed() {
-		t.Errorf("good (-want +got)\n%s; %q", diff, btResult(good.Subscriber))
+		t.Errorf("good (-want +got)\n%s; %q", diff, good.Subscriber.Outcome())
 	}
 }
 

@@ -127,7 +127,7 @@ func TestBatchBySize(t *testing.T) {
 			if tt.cancel {
 				rec.Cancel()
 			}
-			got := batchResult{Batches: btItems(rec), Result: btResult(rec), Requests: src.Requests(), Drops: drops.All()}
+			got := batchResult{Batches: btItems(rec), Result: rec.Outcome(), Requests: src.Requests(), Drops: drops.All()}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
@@ -246,7 +246,7 @@ func TestBatchWeighted(t *testing.T) {
 			rec := flowtest.NewSubscriber[[]int](t, unb)
 			operators.BatchWeighted[int](&btSource{items: tt.items}, tt.max, weight, 0,
 				operators.Name("bw"), operators.OnDrop(drops.Hook)).Subscribe(rec)
-			got := batchResult{Batches: btItems(rec), Result: btResult(rec), Drops: drops.All()}
+			got := batchResult{Batches: btItems(rec), Result: rec.Outcome(), Drops: drops.All()}
 			if diff := cmp.Diff(tt.want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
@@ -285,7 +285,7 @@ func TestBatchWeightedRequestsInChunks(t *testing.T) {
 	for _, b := range btItems(rec) {
 		sizes = append(sizes, len(b))
 	}
-	got := []any{sizes, btResult(rec)}
+	got := []any{sizes, rec.Outcome()}
 	want := []any{[]int{100}, "open"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
@@ -317,7 +317,7 @@ func TestBatchTimer(t *testing.T) {
 			operators.Batch[int](src, 3, 100*ms).Subscribe(rec)
 			btAwait(t, rec)
 			src.Wait()
-			got := []any{btItems(rec), btTimes(rec, start), btResult(rec)}
+			got := []any{btItems(rec), rec.ItemOffsets(start), rec.Outcome()}
 			want := []any{
 				[][]int{{0, 1, 2}, {3, 4}},
 				[]time.Duration{20 * ms, 300 * ms},
@@ -339,7 +339,7 @@ func TestBatchTimer(t *testing.T) {
 			operators.Batch[int](src, 3, 100*ms).Subscribe(rec)
 			time.Sleep(500 * ms)
 			synctest.Wait()
-			if got := btResult(rec); got != "open" {
+			if got := rec.Outcome(); got != "open" {
 				t.Fatalf("Result() = %q before demand, want open (never fail for lack of demand)", got)
 			}
 			rec.Request(1) // [0 1 2], full since 150ms
@@ -347,7 +347,7 @@ func TestBatchTimer(t *testing.T) {
 			rec.Request(1) // [3], whose timer fired at 600ms without demand
 			btAwait(t, rec)
 			src.Wait()
-			got := []any{btItems(rec), btTimes(rec, start), btResult(rec)}
+			got := []any{btItems(rec), rec.ItemOffsets(start), rec.Outcome()}
 			want := []any{
 				[][]int{{0, 1, 2}, {3}},
 				[]time.Duration{500 * ms, 700 * ms},
@@ -369,7 +369,7 @@ func TestBatchTimer(t *testing.T) {
 			operators.Batch[int](src, 2, 100*ms).Subscribe(rec)
 			btAwait(t, rec)
 			src.Wait()
-			got := []any{btItems(rec), btTimes(rec, start)}
+			got := []any{btItems(rec), rec.ItemOffsets(start)}
 			want := []any{[][]int{{0, 1}, {2, 3}}, []time.Duration{10 * ms, 105 * ms}}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
@@ -385,7 +385,7 @@ func TestBatchTimer(t *testing.T) {
 			time.Sleep(50 * ms)
 			rec.Cancel()
 			synctest.Wait()
-			got := []any{drops.All(), btItems(rec), btResult(rec)}
+			got := []any{drops.All(), btItems(rec), rec.Outcome()}
 			want := []any{btDropsOf(flow.ReasonCancelled, 0, 1), [][]int(nil), "open"}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
@@ -401,7 +401,7 @@ func TestBatchTimer(t *testing.T) {
 			operators.Batch[int](src, 5, time.Minute).Subscribe(rec)
 			btAwait(t, rec)
 			src.Wait()
-			got := []any{btItems(rec), btTimes(rec, start), btResult(rec)}
+			got := []any{btItems(rec), rec.ItemOffsets(start), rec.Outcome()}
 			want := []any{[][]int{{0, 1}}, []time.Duration{30 * ms}, "error: boom"}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
@@ -416,7 +416,7 @@ func TestBatchTimer(t *testing.T) {
 			operators.BatchWeighted[int](src, 100, func(int) int64 { return 10 }, 50*ms).Subscribe(rec)
 			btAwait(t, rec)
 			src.Wait()
-			got := []any{btItems(rec), btTimes(rec, start)}
+			got := []any{btItems(rec), rec.ItemOffsets(start)}
 			want := []any{[][]int{{0, 1, 2}, {3}}, []time.Duration{50 * ms, 270 * ms}}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)

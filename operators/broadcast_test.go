@@ -63,7 +63,7 @@ func TestBroadcastEverySubscriberGetsEveryItem(t *testing.T) {
 		if diff := cmp.Diff(btInts(0, 5), btItems(r.Subscriber)); diff != "" {
 			t.Errorf("subscriber %d items (-want +got)\n%s", i, diff)
 		}
-		if got := btResult(r.Subscriber); got != "complete" {
+		if got := r.Subscriber.Outcome(); got != "complete" {
 			t.Errorf("subscriber %d ended with %q", i, got)
 		}
 		if diff := cmp.Diff(operators.BufferStats{Produced: 5, Delivered: 5}, r.stats()); diff != "" {
@@ -132,7 +132,7 @@ func TestBroadcastLateSubscriberSeesItemsFromWhenItJoins(t *testing.T) {
 	// A subscriber that joins after the end gets the end at once.
 	after := newFoRec[int](t, 0)
 	b.Subscribe(after)
-	if got := btResult(after.Subscriber); got != "complete" || len(after.Items()) != 0 {
+	if got := after.Subscriber.Outcome(); got != "complete" || len(after.Items()) != 0 {
 		t.Errorf("subscriber after the end: %q with %v", got, after.Items())
 	}
 }
@@ -234,10 +234,10 @@ func TestBroadcastSlowSubscriberPolicies(t *testing.T) {
 			if diff := cmp.Diff(tt.slow, btItems(slow.Subscriber)); diff != "" {
 				t.Errorf("slow items (-want +got)\n%s", diff)
 			}
-			if got := btResult(fast.Subscriber); got != tt.fastEnd {
+			if got := fast.Subscriber.Outcome(); got != tt.fastEnd {
 				t.Errorf("fast ended with %q, want %q", got, tt.fastEnd)
 			}
-			if got := btResult(slow.Subscriber); got != tt.slowEnd {
+			if got := slow.Subscriber.Outcome(); got != tt.slowEnd {
 				t.Errorf("slow ended with %q, want %q", got, tt.slowEnd)
 			}
 			if diff := cmp.Diff(tt.drops, drops.All()); diff != "" {
@@ -292,7 +292,7 @@ func TestBroadcastBlockBufferAbsorbsBursts(t *testing.T) {
 	}
 	slow.Request(flow.Unbounded)
 	if !fast.Completed() || !slow.Completed() || !cmp.Equal(btInts(0, 20), slow.Items()) {
-		t.Errorf("end: fast %q, slow %q with %v", btResult(fast.Subscriber), btResult(slow.Subscriber), slow.Items())
+		t.Errorf("end: fast %q, slow %q with %v", fast.Subscriber.Outcome(), slow.Subscriber.Outcome(), slow.Items())
 	}
 }
 
@@ -304,22 +304,22 @@ func TestBroadcastUpstreamErrorReachesEverySubscriberAfterItsItems(t *testing.T)
 	b.Subscribe(slow)
 	b.Subscribe(idle)
 	if !errors.Is(fast.Err(), errBoom) || !cmp.Equal(btInts(0, 6), fast.Items()) {
-		t.Errorf("fast: %q with %v", btResult(fast.Subscriber), fast.Items())
+		t.Errorf("fast: %q with %v", fast.Subscriber.Outcome(), fast.Items())
 	}
 	if slow.Terminated() {
-		t.Errorf("slow ended before its buffered items: %q", btResult(slow.Subscriber))
+		t.Errorf("slow ended before its buffered items: %q", slow.Subscriber.Outcome())
 	}
 	slow.Request(1)
 	if slow.Terminated() || !cmp.Equal([]int{0}, slow.Items()) {
-		t.Errorf("slow after one: %q with %v", btResult(slow.Subscriber), slow.Items())
+		t.Errorf("slow after one: %q with %v", slow.Subscriber.Outcome(), slow.Items())
 	}
 	slow.Request(1)
 	if !errors.Is(slow.Err(), errBoom) || !cmp.Equal([]int{0, 1}, slow.Items()) {
-		t.Errorf("slow: %q with %v", btResult(slow.Subscriber), slow.Items())
+		t.Errorf("slow: %q with %v", slow.Subscriber.Outcome(), slow.Items())
 	}
 	idle.Request(5)
 	if !errors.Is(idle.Err(), errBoom) {
-		t.Errorf("idle: %q", btResult(idle.Subscriber))
+		t.Errorf("idle: %q", idle.Subscriber.Outcome())
 	}
 }
 
@@ -377,7 +377,7 @@ func TestBroadcastCancellingOneSubscriberLeavesTheOthers(t *testing.T) {
 			if diff := cmp.Diff(cancelled(btInts(2, 6)), drops.All()); diff != "" {
 				t.Errorf("drops after a cancelled (-want +got)\n%s", diff)
 			}
-			if got := btResult(a.Subscriber); got != "open" || len(a.Items()) != 2 {
+			if got := a.Subscriber.Outcome(); got != "open" || len(a.Items()) != 2 {
 				t.Errorf("a: %q with %v", got, a.Items())
 			}
 			if n := src.Cancels(); n != 0 {
@@ -389,7 +389,7 @@ func TestBroadcastCancellingOneSubscriberLeavesTheOthers(t *testing.T) {
 			}
 			late := newFoRec[int](t, 1)
 			b.Subscribe(late)
-			if got := btResult(late.Subscriber); got != tt.lateResult {
+			if got := late.Subscriber.Outcome(); got != tt.lateResult {
 				t.Errorf("late subscriber: %q, want %q", got, tt.lateResult)
 			}
 			if tt.autoCancel && !errors.Is(late.Err(), operators.ErrHubClosed) {
@@ -418,7 +418,7 @@ func TestBroadcastBadRequestEndsOnlyThatSubscriber(t *testing.T) {
 		t.Errorf("a: %v", err)
 	}
 	if !c.Completed() || !cmp.Equal(btInts(0, 4), c.Items()) {
-		t.Errorf("c: %q with %v", btResult(c.Subscriber), c.Items())
+		t.Errorf("c: %q with %v", c.Subscriber.Outcome(), c.Items())
 	}
 }
 
@@ -433,7 +433,7 @@ func TestBroadcastPanicInOnNextEndsOnlyThatSubscriber(t *testing.T) {
 		t.Errorf("bad: %v with %v", err, bad.Items())
 	}
 	if !good.Completed() || !cmp.Equal(btInts(0, 5), good.Items()) {
-		t.Errorf("good: %q with %v", btResult(good.Subscriber), good.Items())
+		t.Errorf("good: %q with %v", good.Subscriber.Outcome(), good.Items())
 	}
 }
 
@@ -459,7 +459,7 @@ func TestBroadcastPanicWhileFlushingABuffer(t *testing.T) {
 		t.Errorf("drops (-want +got)\n%s", diff)
 	}
 	if !good.Completed() || !cmp.Equal(btInts(0, 10), good.Items()) {
-		t.Errorf("good: %q with %v", btResult(good.Subscriber), good.Items())
+		t.Errorf("good: %q with %v", good.Subscriber.Outcome(), good.Items())
 	}
 }
 
@@ -588,7 +588,7 @@ func TestBroadcastStressRandomDemandAndCancel(t *testing.T) {
 				}
 			}
 			if m.cancelAt == 0 {
-				if got := btResult(m.rec.Subscriber); got != "complete" && pi != 4 {
+				if got := m.rec.Subscriber.Outcome(); got != "complete" && pi != 4 {
 					t.Fatalf("%s: subscriber %d ended with %q", name, i, got)
 				}
 				if pi <= 1 {

@@ -103,7 +103,7 @@ func runBufferScript(t *testing.T, policy flow.Overflow, capacity, n, cancelAt i
 	cancelledInOnNext := cancelAt > 0 && len(btItems(rec)) >= cancelAt
 	if !cancelled && !cancelledInOnNext {
 		// Nobody cancelled and demand is unbounded: the stream has ended.
-		res := btResult(rec)
+		res := rec.Outcome()
 		if res != "complete" && !(policy == flow.Fail && errors.Is(rec.Err(), flow.ErrOverflow)) {
 			t.Fatalf("stream did not end: %s", res)
 		}

@@ -223,28 +223,6 @@ func btAwait[T any](t testing.TB, s *flowtest.Subscriber[T]) {
 	}
 }
 
-// btResult describes the end of the stream that s subscribed to:
-// "complete", "error: <msg>", or "open" when no terminal signal came.
-func btResult[T any](s *flowtest.Subscriber[T]) string {
-	switch {
-	case s.Completed():
-		return "complete"
-	case s.Err() != nil:
-		return "error: " + s.Err().Error()
-	}
-	return "open"
-}
-
-// btTimes returns when each item that s received arrived, as offsets from
-// start (exact under testing/synctest).
-func btTimes[T any](s *flowtest.Subscriber[T], start time.Time) []time.Duration {
-	var out []time.Duration
-	for _, at := range s.ItemTimes() {
-		out = append(out, at.Sub(start))
-	}
-	return out
-}
-
 // btHooked is a flowtest.Subscriber that calls onItem (if set) at the
 // start of each OnNext, before the item is recorded, and closes ended at
 // the first terminal signal.

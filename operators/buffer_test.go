@@ -50,7 +50,7 @@ func (c bufferCase) run(t *testing.T, policy flow.Overflow) bufferWant {
 	}
 	return bufferWant{
 		Items:    btItems(rec),
-		Result:   btResult(rec),
+		Result:   rec.Outcome(),
 		Drops:    drops.All(),
 		Stats:    pub.(operators.StatsReporter).Stats(),
 		Requests: src.Requests(),
@@ -271,7 +271,7 @@ func TestBufferHoldsItemsWithoutDemand(t *testing.T) {
 	if diff := cmp.Diff(want, pub.(operators.StatsReporter).Stats()); diff != "" {
 		t.Errorf("stats before demand (-want +got)\n%s", diff)
 	}
-	if got := btResult(rec); got != "open" {
+	if got := rec.Outcome(); got != "open" {
 		t.Errorf("Result() = %q before demand, want open", got)
 	}
 }

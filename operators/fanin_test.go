@@ -147,7 +147,7 @@ func TestMergeDeliversEveryItemOfEverySourceInSourceOrder(t *testing.T) {
 func TestMergeWithoutSourcesCompletesAtOnce(t *testing.T) {
 	rec := flowtest.NewSubscriber[int](t, 0)
 	operators.Merge[int]().Subscribe(rec)
-	if got := btResult(rec); got != "complete" {
+	if got := rec.Outcome(); got != "complete" {
 		t.Errorf("result %q, want complete", got)
 	}
 }
@@ -157,7 +157,7 @@ func TestMergeRequestsPrefetchPerSourceThenThreeQuarters(t *testing.T) {
 	rec := flowtest.NewSubscriber[int](t, 1, flowtest.RequestOnNext(1))
 	operators.MergeWith([]flow.Publisher[int]{a, b}, operators.Prefetch(8)).Subscribe(rec)
 	btAwait(t, rec)
-	got := []string{line(a.Requests()), line(b.Requests()), btResult(rec)}
+	got := []string{line(a.Requests()), line(b.Requests()), rec.Outcome()}
 	want := []string{"[8 6 6 6]", "[8]", "complete"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("requests of a, of b, result (-want +got)\n%s", diff)
@@ -180,11 +180,11 @@ func TestMergeWaitsForDemandAndCompletesWithoutIt(t *testing.T) {
 	a, b := &btSource{n: 2}, &btSource{items: []int{1000}}
 	rec := flowtest.NewSubscriber[int](t, 0)
 	operators.Merge[int](a, b).Subscribe(rec)
-	got := []string{line(btItems(rec), btResult(rec))}
+	got := []string{line(btItems(rec), rec.Outcome())}
 	rec.Request(2)
-	got = append(got, line(btItems(rec), btResult(rec)))
+	got = append(got, line(btItems(rec), rec.Outcome()))
 	rec.Request(1)
-	got = append(got, line(btItems(rec), btResult(rec)))
+	got = append(got, line(btItems(rec), rec.Outcome()))
 	// A visit takes up to 75 % of the prefetch from one source; the next
 	// sweep starts at the next source.
 	want := []string{"[] open", "[0 1] open", "[0 1 1000] complete"}
@@ -215,9 +215,9 @@ func TestMergeErrors(t *testing.T) {
 			opts := append([]operators.Option{operators.Prefetch(4), operators.OnDrop(drops.Hook)}, tt.opts...)
 			rec := flowtest.NewSubscriber[int](t, 0)
 			operators.MergeWith([]flow.Publisher[int]{long, failing}, opts...).Subscribe(rec)
-			got := []string{line(btItems(rec), btResult(rec))}
+			got := []string{line(btItems(rec), rec.Outcome())}
 			rec.Request(100)
-			got = append(got, line(btItems(rec), btResult(rec)))
+			got = append(got, line(btItems(rec), rec.Outcome()))
 			if diff := cmp.Diff([]string{tt.before, tt.after}, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
 			}
@@ -241,7 +241,7 @@ func TestMergeCancelDropsTheQueueAndCancelsEverySource(t *testing.T) {
 	operators.MergeWith([]flow.Publisher[int]{a, b}, operators.Prefetch(4), operators.OnDrop(drops.Hook)).Subscribe(rec)
 	rec.Cancel()
 	rec.Request(5) // after Cancel: nothing
-	got := line(btItems(rec), btResult(rec), a.Cancels(), b.Cancels())
+	got := line(btItems(rec), rec.Outcome(), a.Cancels(), b.Cancels())
 	// Three items from a (a visit takes up to 3 with prefetch 4), which
 	// replenished a by 3. b has completed, but its queue was not drained:
 	// it is cancelled too.
@@ -282,9 +282,9 @@ func TestMergeSourceBeyondDemandIsAnOverflow(t *testing.T) {
 	rec := flowtest.NewSubscriber[int](t, 0)
 	operators.MergeWith([]flow.Publisher[int]{fiGreedy{4}}, operators.Prefetch(2), operators.Name("m"),
 		operators.OnDrop(drops.Hook)).Subscribe(rec)
-	got := []string{line(btItems(rec), btResult(rec))}
+	got := []string{line(btItems(rec), rec.Outcome())}
 	rec.Request(10) // the error comes after the items that fitted
-	got = append(got, line(btItems(rec), btResult(rec)))
+	got = append(got, line(btItems(rec), rec.Outcome()))
 	want := []string{"[] open", "[0 1] error: m: sluice: buffer overflow: a source emitted more than requested"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)
@@ -338,7 +338,7 @@ func TestConcatEmitsSourcesOneAfterTheOther(t *testing.T) {
 	}
 	rec := flowtest.NewSubscriber[int](t, 0)
 	operators.Concat[int]().Subscribe(rec)
-	if btResult(rec) != "complete" {
+	if rec.Outcome() != "complete" {
 		t.Errorf("Concat() did not complete at once")
 	}
 }
@@ -347,9 +347,9 @@ func TestConcatCarriesDemandAcrossSources(t *testing.T) {
 	a, b, c := &btSource{n: 3}, &btSource{items: []int{10, 11, 12, 13, 14}}, &btSource{n: 0}
 	rec := flowtest.NewSubscriber[int](t, 4)
 	operators.Concat[int](a, b, c).Subscribe(rec)
-	got := []string{line(btItems(rec), a.Requests(), b.Requests(), c.Requests(), btResult(rec))}
+	got := []string{line(btItems(rec), a.Requests(), b.Requests(), c.Requests(), rec.Outcome())}
 	rec.Request(10)
-	got = append(got, line(btItems(rec), a.Requests(), b.Requests(), c.Requests(), btResult(rec)))
+	got = append(got, line(btItems(rec), a.Requests(), b.Requests(), c.Requests(), rec.Outcome()))
 	want := []string{
 		"[0 1 2 10] [4] [1] [] open",
 		// c gets the 6 items of demand that a and b did not use.
@@ -403,7 +403,7 @@ func TestConcatErrorStopsAndCancelStops(t *testing.T) {
 		operators.Concat[int](first, second).Subscribe(rec)
 		rec.Cancel()
 		rec.Request(10)
-		got := line(btItems(rec), btResult(rec), first.Cancels(), second.Requests())
+		got := line(btItems(rec), rec.Outcome(), first.Cancels(), second.Requests())
 		if want := "[0 1] open 1 []"; got != want {
 			t.Errorf("got %s, want %s", got, want)
 		}
@@ -462,7 +462,7 @@ func TestZipRequestsAndTermination(t *testing.T) {
 		rec := flowtest.NewSubscriber[int](t, 1, flowtest.RequestOnNext(1))
 		operators.Zip2(a, b, func(x, y int) int { return x + y }, operators.Prefetch(4)).Subscribe(rec)
 		btAwait(t, rec)
-		got := line(a.Requests(), b.Requests(), btItems(rec), btResult(rec))
+		got := line(a.Requests(), b.Requests(), btItems(rec), rec.Outcome())
 		if want := "[4 3 3 3] [4 3 3 3] [0 2 4 6 8 10 12 14 16 18] complete"; got != want {
 			t.Errorf("got %s\nwant %s", got, want)
 		}
@@ -471,7 +471,7 @@ func TestZipRequestsAndTermination(t *testing.T) {
 		other := &btSource{n: 3}
 		rec := flowtest.NewSubscriber[int](t, 0)
 		operators.Zip2(other, sources.Empty[int](), func(x, y int) int { return x }).Subscribe(rec)
-		if got := line(btResult(rec), other.Cancels()); got != "complete 1" {
+		if got := line(rec.Outcome(), other.Cancels()); got != "complete 1" {
 			t.Errorf("got %s, want complete 1", got)
 		}
 	})
@@ -479,7 +479,7 @@ func TestZipRequestsAndTermination(t *testing.T) {
 		other := &btSource{n: 3}
 		rec := flowtest.NewSubscriber[int](t, 0)
 		operators.Zip2(other, &btSource{n: 2, err: errBoom}, func(x, y int) int { return x }).Subscribe(rec)
-		if got := line(btItems(rec), btResult(rec), other.Cancels()); got != "[] error: boom 1" {
+		if got := line(btItems(rec), rec.Outcome(), other.Cancels()); got != "[] error: boom 1" {
 			t.Errorf("got %s", got)
 		}
 	})
@@ -656,7 +656,7 @@ func TestFlatMapErrors(t *testing.T) {
 			operators.Concurrency(2), operators.OnDrop(drops.Hook)).Subscribe(rec)
 		a.Push(1, 2)
 		b.End(errBoom)
-		got := line(btItems(rec), btResult(rec), outer.Cancels(), a.Cancelled())
+		got := line(btItems(rec), rec.Outcome(), outer.Cancels(), a.Cancelled())
 		if want := "[] error: boom 1 true"; got != want {
 			t.Errorf("got %s, want %s", got, want)
 		}
@@ -672,9 +672,9 @@ func TestFlatMapErrors(t *testing.T) {
 		outer.Push(0)
 		a.Push(1, 2)
 		outer.End(errBoom)
-		got := []string{line(btItems(rec), btResult(rec), a.Cancelled())}
+		got := []string{line(btItems(rec), rec.Outcome(), a.Cancelled())}
 		rec.Request(5)
-		got = append(got, line(btItems(rec), btResult(rec)))
+		got = append(got, line(btItems(rec), rec.Outcome()))
 		if diff := cmp.Diff([]string{"[] open true", "[1 2] error: boom"}, got); diff != "" {
 			t.Errorf("(-want +got)\n%s", diff)
 		}
@@ -689,9 +689,9 @@ func TestMergePriorityServesHigherPriorityFirst(t *testing.T) {
 		rec := flowtest.NewSubscriber[int](t, 0)
 		operators.MergePriority([]operators.PrioritySource[int]{{Source: lo}, {Source: hi, Priority: 5}}).Subscribe(rec)
 		rec.Request(4)
-		got := []string{line(btItems(rec), btResult(rec))}
+		got := []string{line(btItems(rec), rec.Outcome())}
 		rec.Request(2)
-		got = append(got, line(btItems(rec), btResult(rec)))
+		got = append(got, line(btItems(rec), rec.Outcome()))
 		if diff := cmp.Diff([]string{"[100 101 102 0] open", "[100 101 102 0 1 2] complete"}, got); diff != "" {
 			t.Errorf("(-want +got)\n%s", diff)
 		}
@@ -723,14 +723,14 @@ func TestMergePriorityAgingPreventsStarvation(t *testing.T) {
 		got = append(got, line(btItems(rec)))
 		// lo is drained: hi again.
 		rec.Request(1)
-		got = append(got, line(btItems(rec), btResult(rec)))
+		got = append(got, line(btItems(rec), rec.Outcome()))
 		want := []string{"[100]", "[100 0]", "[100 0 1]", "[100 0 1 101] open"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("(-want +got)\n%s", diff)
 		}
 		hi.End(nil)
-		if btResult(rec) != "complete" {
-			t.Errorf("result %s, want complete", btResult(rec))
+		if rec.Outcome() != "complete" {
+			t.Errorf("result %s, want complete", rec.Outcome())
 		}
 	})
 }
@@ -742,7 +742,7 @@ func TestMergePriorityErrorAndCancel(t *testing.T) {
 		operators.MergePriority([]operators.PrioritySource[int]{{Source: ok, Priority: 1},
 			{Source: &btSource{items: []int{1000}, err: errBoom}}}, operators.Prefetch(2)).Subscribe(rec)
 		rec.Request(10)
-		if got := line(btItems(rec), btResult(rec), ok.Cancels()); got != "[0 1 1000] error: boom 1" {
+		if got := line(btItems(rec), rec.Outcome(), ok.Cancels()); got != "[0 1 1000] error: boom 1" {
 			t.Errorf("got %s", got)
 		}
 	})
@@ -879,7 +879,7 @@ func TestFanInStressRandomDemandAndCancel(t *testing.T) {
 			pool.Close()
 
 			got := btItems(rec)
-			result := btResult(rec)
+			result := rec.Outcome()
 			if v := rec.Violations(); len(v) > 0 {
 				t.Fatalf("%s: violations %v", name, v)
 			}

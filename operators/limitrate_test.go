@@ -44,7 +44,7 @@ func TestLimitRateRequests(t *testing.T) {
 			src := &btSource{n: tt.n}
 			rec := flowtest.NewSubscriber[int](t, tt.initial, btOpts(tt.each, 0)...)
 			operators.LimitRate[int](src, tt.high, tt.low).Subscribe(rec)
-			got := []any{btItems(rec), btResult(rec), src.Requests()}
+			got := []any{btItems(rec), rec.Outcome(), src.Requests()}
 			want := []any{btInts(0, tt.n), "complete", tt.want}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
@@ -89,7 +89,7 @@ func TestLimitRateBoundsOutstandingRequests(t *testing.T) {
 	operators.LimitRate[int](src, high, low).Subscribe(btHook(rec, func(int) { delivered.Add(1) }))
 	btAwait(t, rec)
 	src.Wait()
-	got := []any{btItems(rec), btResult(rec)}
+	got := []any{btItems(rec), rec.Outcome()}
 	want := []any{btInts(0, n), "complete"}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("(-want +got)\n%s", diff)

@@ -82,7 +82,7 @@ func TestMapAsyncOrderOfResults(t *testing.T) {
 				if diff := cmp.Diff(tc.wantItems, btItems(rec)); diff != "" {
 					t.Errorf("items (-want +got):\n%s", diff)
 				}
-				if diff := cmp.Diff(tc.wantTimes, btTimes(rec, start)); diff != "" {
+				if diff := cmp.Diff(tc.wantTimes, rec.ItemOffsets(start)); diff != "" {
 					t.Errorf("item times (-want +got):\n%s", diff)
 				}
 			})

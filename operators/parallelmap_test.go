@@ -141,7 +141,7 @@ func TestParallelMapResults(t *testing.T) {
 						pmStage(kind.async, src, double, workers, opts...).Subscribe(rec)
 						btAwait(t, rec)
 						asrc.Wait()
-						if r := btResult(rec); r != "complete" {
+						if r := rec.Outcome(); r != "complete" {
 							t.Fatalf("result %q", r)
 						}
 						pmCheckItems(t, ordered, pmWant(tc.n, double), btItems(rec))
@@ -376,8 +376,8 @@ func TestParallelMapCancelDropsTheRest(t *testing.T) {
 					pmStage(kind.async, operators.Tap[int](src, fl.take), func(v int) int { return v }, 3, opts...).Subscribe(rec)
 					synctest.Wait() // every worker has ended
 					got := btItems(rec)
-					if len(got) != 100 || btResult(rec) != "open" {
-						t.Fatalf("%d items, result %q; want 100, open", len(got), btResult(rec))
+					if len(got) != 100 || rec.Outcome() != "open" {
+						t.Fatalf("%d items, result %q; want 100, open", len(got), rec.Outcome())
 					}
 					if ordered {
 						pmCheckItems(t, true, btInts(0, 100), got)
@@ -550,7 +550,7 @@ func pmStressOnce(t *testing.T, name string, p pmStressParams) {
 
 	want := pmWant(p.n, triple)
 	got := btItems(rec)
-	result := btResult(rec)
+	result := rec.Outcome()
 	all := drops.All()
 	if taken := fl.taken.Load(); taken != int64(len(got)+len(all)) {
 		t.Fatalf("%s: taken %d, delivered %d + dropped %d", name, taken, len(got), len(all))

@@ -79,7 +79,7 @@ func TestPublishOnRequestsPrefetchThenThreeQuarters(t *testing.T) {
 				if diff := cmp.Diff(btInts(0, tt.n), btItems(rec)); diff != "" {
 					t.Errorf("items (-want +got)\n%s", diff)
 				}
-				if got := btResult(rec); got != "complete" {
+				if got := rec.Outcome(); got != "complete" {
 					t.Errorf("result %q, want complete", got)
 				}
 			})
@@ -96,14 +96,14 @@ func TestPublishOnWaitsForDemandAndDeliversTerminalWithoutIt(t *testing.T) {
 		operators.PublishOn(src, s).Subscribe(rec)
 		synctest.Wait()
 		// Prefetched, nothing delivered without demand.
-		got := []string{line(src.Requests(), btItems(rec), btResult(rec))}
+		got := []string{line(src.Requests(), btItems(rec), rec.Outcome())}
 		rec.Request(3)
 		synctest.Wait()
-		got = append(got, line(btItems(rec), btResult(rec)))
+		got = append(got, line(btItems(rec), rec.Outcome()))
 		rec.Request(2)
 		synctest.Wait()
 		// The fifth item and OnComplete, which needs no demand of its own.
-		got = append(got, line(btItems(rec), btResult(rec)))
+		got = append(got, line(btItems(rec), rec.Outcome()))
 		want := []string{"[256] [] open", "[0 1 2] open", "[0 1 2 3 4] complete"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("(-want +got)\n%s", diff)
@@ -137,10 +137,10 @@ func TestPublishOnErrors(t *testing.T) {
 				opts := append([]operators.Option{operators.OnDrop(drops.Hook)}, tt.opts...)
 				operators.PublishOn(&btSource{n: 3, err: errBoom}, s, opts...).Subscribe(rec)
 				synctest.Wait()
-				got := []string{fmt.Sprintf("%v error: %v; %s", btItems(rec), rec.Err(), btResult(rec))}
+				got := []string{fmt.Sprintf("%v error: %v; %s", btItems(rec), rec.Err(), rec.Outcome())}
 				rec.Request(3)
 				synctest.Wait()
-				got = append(got, fmt.Sprintf("%v %s", btItems(rec), btResult(rec)))
+				got = append(got, fmt.Sprintf("%v %s", btItems(rec), rec.Outcome()))
 				if diff := cmp.Diff([]string{tt.before, tt.after}, got); diff != "" {
 					t.Errorf("(-want +got)\n%s", diff)
 				}
@@ -167,7 +167,7 @@ func TestPublishOnCancelDropsQueuedItemsAndCancelsUpstream(t *testing.T) {
 		rec := flowtest.NewSubscriber[int](t, 5, flowtest.CancelAfter(2))
 		operators.PublishOn(src, s, operators.Prefetch(10), operators.OnDrop(drops.Hook)).Subscribe(rec)
 		synctest.Wait()
-		got := line(btItems(rec), btResult(rec), src.Requests(), src.Cancels())
+		got := line(btItems(rec), rec.Outcome(), src.Requests(), src.Cancels())
 		if want := "[0 1] open [10] 1"; got != want {
 			t.Errorf("items, result, requests, cancels = %q, want %q", got, want)
 		}
@@ -177,7 +177,7 @@ func TestPublishOnCancelDropsQueuedItemsAndCancelsUpstream(t *testing.T) {
 		rec.Cancel() // idempotent
 		rec.Request(1)
 		synctest.Wait()
-		if got := line(btItems(rec), btResult(rec), src.Cancels(), len(drops.All())); got != "[0 1] open 1 8" {
+		if got := line(btItems(rec), rec.Outcome(), src.Cancels(), len(drops.All())); got != "[0 1] open 1 8" {
 			t.Errorf("after a second Cancel and a Request: %q", got)
 		}
 	})
@@ -196,7 +196,7 @@ func TestPublishOnPanicInDownstreamOnNext(t *testing.T) {
 			}
 		}))
 		synctest.Wait()
-		got := line(btItems(rec), btResult(rec), src.Cancels())
+		got := line(btItems(rec), rec.Outcome(), src.Cancels())
 		if want := "[0 1 2] error: hop: sluice: panic: bad item 1"; got != want {
 			t.Errorf("got %q, want %q", got, want)
 		}
@@ -355,7 +355,7 @@ func TestPublishOnLinkedHopsDeliverItemsThatArriveOneByOne(t *testing.T) {
 		}
 		close(ch)
 		btAwait(t, rec)
-		got = append(got, btResult(rec))
+		got = append(got, rec.Outcome())
 		want := []string{"[0]", "[0 10]", "[0 10 20]", "[0 10 20 30]", "complete"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("(-want +got)\n%s", diff)

@@ -102,7 +102,7 @@ func TestPublishOnStressCancelAtRandomPoints(t *testing.T) {
 		}
 
 		got := btItems(rec)
-		result := btResult(rec)
+		result := rec.Outcome()
 		switch {
 		case cancelMode == 0 || result == "complete":
 			if diff := cmp.Diff(want, got); diff != "" || result != "complete" {

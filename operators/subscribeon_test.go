@@ -90,10 +90,10 @@ func TestSubscribeOnMovesSubscribeAndRequestToTheWorker(t *testing.T) {
 		rec.Request(2)
 		rec.Request(3)
 		synctest.Wait()
-		got := []string{line(src.Log(), btItems(rec), btResult(rec))}
+		got := []string{line(src.Log(), btItems(rec), rec.Outcome())}
 		close(src.gate)
 		btAwait(t, rec)
-		got = append(got, line(src.Log(), btItems(rec), btResult(rec)))
+		got = append(got, line(src.Log(), btItems(rec), rec.Outcome()))
 		// The two Requests made before the subscription arrived are
 		// forwarded as one.
 		want := []string{"[] [] open", "[subscribe request 5] [0 1 2 3 4] complete"}
@@ -218,7 +218,7 @@ func TestSubscribeOnCancelBeforeTheSubscriptionArrives(t *testing.T) {
 		rec.Cancel()
 		close(src.gate)
 		synctest.Wait()
-		if got := line(src.Log(), btItems(rec), btResult(rec)); got != "[subscribe cancel] [] open" {
+		if got := line(src.Log(), btItems(rec), rec.Outcome()); got != "[subscribe cancel] [] open" {
 			t.Errorf("got %q", got)
 		}
 	})

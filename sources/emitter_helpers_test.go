@@ -2,33 +2,9 @@ package sources_test
 
 import (
 	"sync"
-	"time"
 
 	"github.com/sluicego/sluice/flow"
-	"github.com/sluicego/sluice/flow/flowtest"
 )
-
-// emResult is "complete", "error: <message>", or "open": how the stream
-// that s subscribed to has ended so far.
-func emResult[T any](s *flowtest.Subscriber[T]) string {
-	switch {
-	case s.Completed():
-		return "complete"
-	case s.Err() != nil:
-		return "error: " + s.Err().Error()
-	}
-	return "open"
-}
-
-// emTimes returns when each item that s received arrived, as offsets
-// from start (exact under testing/synctest).
-func emTimes[T any](s *flowtest.Subscriber[T], start time.Time) []time.Duration {
-	var out []time.Duration
-	for _, at := range s.ItemTimes() {
-		out = append(out, at.Sub(start))
-	}
-	return out
-}
 
 type emDrop[T any] struct {
 	Item   T

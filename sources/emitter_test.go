@@ -94,7 +94,7 @@ func TestEmitterTryEmitPolicies(t *testing.T) {
 			e.Publisher().Subscribe(rec)
 			e.Complete()
 			later := e.TryEmit(9)
-			got := []any{rec.Items(), emResult(rec), drops.All(), e.Stats(), later}
+			got := []any{rec.Items(), rec.Outcome(), drops.All(), e.Stats(), later}
 			want := []any{tt.items, tt.result, tt.drops, tt.after, tt.laterResult}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)
@@ -226,7 +226,7 @@ func TestEmitterPublisher(t *testing.T) {
 		e.Publisher().Subscribe(flowtest.NewSubscriber[int](t, 0))
 		second := flowtest.NewSubscriber[int](t, 0)
 		e.Publisher().Subscribe(second)
-		if got, want := emResult(second), "error: sluice: emitter already has a subscriber: em"; got != want {
+		if got, want := second.Outcome(), "error: sluice: emitter already has a subscriber: em"; got != want {
 			t.Errorf("second subscriber: %q, want %q", got, want)
 		}
 	})
@@ -237,11 +237,11 @@ func TestEmitterPublisher(t *testing.T) {
 		e.Complete()
 		rec := flowtest.NewSubscriber[int](t, 0)
 		e.Publisher().Subscribe(rec)
-		before := emResult(rec)
+		before := rec.Outcome()
 		rec.Request(1)
-		middle := emResult(rec)
+		middle := rec.Outcome()
 		rec.Request(1)
-		got := []any{before, middle, rec.Items(), emResult(rec)}
+		got := []any{before, middle, rec.Items(), rec.Outcome()}
 		want := []any{"open", "open", []int{0, 1}, "complete"}
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Errorf("(-want +got)\n%s", diff)
@@ -252,7 +252,7 @@ func TestEmitterPublisher(t *testing.T) {
 		e.Fail(errors.New("gone"))
 		rec := flowtest.NewSubscriber[int](t, 0)
 		e.Publisher().Subscribe(rec)
-		if got := emResult(rec); got != "error: gone" {
+		if got := rec.Outcome(); got != "error: gone" {
 			t.Errorf("Result() = %q, want error: gone", got)
 		}
 	})
@@ -266,7 +266,7 @@ func TestEmitterPublisher(t *testing.T) {
 		e.Publisher().Subscribe(rec)
 		rec.Cancel()
 		late := e.TryEmit(9)
-		got := []any{rec.Items(), emResult(rec), drops.All(), late, e.Stats()}
+		got := []any{rec.Items(), rec.Outcome(), drops.All(), late, e.Stats()}
 		want := []any{[]int{0}, "open",
 			append(emDropsOf(flow.ReasonCancelled, 1, 2, 3), emDropsOf(flow.ReasonClosed, 9)...),
 			sources.Closed,
@@ -324,7 +324,7 @@ func TestEmitterPublisher(t *testing.T) {
 		e.Publisher().Subscribe(rec)
 		rec.Request(0)
 		want := "error: sluice: non-positive subscription request (rule 3.9): Request(0)"
-		if got := emResult(rec); got != want {
+		if got := rec.Outcome(); got != want {
 			t.Errorf("Result() = %q, want %q", got, want)
 		}
 		if got := e.TryEmit(1); got != sources.Closed {
@@ -395,7 +395,7 @@ func TestEmitterNoLostWakeups(t *testing.T) {
 				t.Errorf("capacity %d: producer %d: %d items delivered, want %d", capacity, p, n, perProducer)
 			}
 		}
-		if got := emResult(rec); got != "complete" {
+		if got := rec.Outcome(); got != "complete" {
 			t.Errorf("capacity %d: Result() = %q", capacity, got)
 		}
 	}

@@ -22,7 +22,7 @@ func tickerRun(t *testing.T, policy flow.Overflow, script func(rec *flowtest.Sub
 	rec := flowtest.NewSubscriber[time.Time](t, 0)
 	sources.Ticker(10*time.Millisecond, policy, sources.Name("tk"), sources.OnDrop(hook.Hook)).Subscribe(rec)
 	script(rec)
-	result = emResult(rec)
+	result = rec.Outcome()
 	rec.Cancel()
 	for _, v := range rec.Items() {
 		ticks = append(ticks, v.Sub(start))
@@ -30,7 +30,7 @@ func tickerRun(t *testing.T, policy flow.Overflow, script func(rec *flowtest.Sub
 	for _, d := range hook.All() {
 		drops = append(drops, emDrop[time.Duration]{d.Item.Sub(start), d.Reason})
 	}
-	return ticks, emTimes(rec, start), result, drops
+	return ticks, rec.ItemOffsets(start), result, drops
 }
 
 func TestTicker(t *testing.T) {
@@ -121,7 +121,7 @@ func TestTicker(t *testing.T) {
 			time.Sleep(30 * ms)
 			a.Cancel()
 			b.Cancel()
-			got := []any{emTimes(a, start), emTimes(b, start)}
+			got := []any{a.ItemOffsets(start), b.ItemOffsets(start)}
 			want := []any{[]time.Duration{10 * ms, 20 * ms}, []time.Duration{15 * ms, 25 * ms}}
 			if diff := cmp.Diff(want, got); diff != "" {
 				t.Errorf("(-want +got)\n%s", diff)

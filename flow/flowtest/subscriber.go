@@ -428,6 +428,32 @@ func (s *Subscriber[T]) ItemTimes() []time.Time {
 	return append([]time.Time(nil), s.times...)
 }
 
+// ItemOffsets returns ItemTimes as offsets from start, for comparing the
+// arrival of items with cmp.Diff under testing/synctest. It is
+// goroutine-safe.
+func (s *Subscriber[T]) ItemOffsets(start time.Time) []time.Duration {
+	var out []time.Duration
+	for _, at := range s.ItemTimes() {
+		out = append(out, at.Sub(start))
+	}
+	return out
+}
+
+// Outcome describes how the stream has ended so far, for exact
+// assertions: "complete", "error: " and the error's message, or "open"
+// when no terminal signal has come. It is goroutine-safe.
+func (s *Subscriber[T]) Outcome() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case s.completed:
+		return "complete"
+	case s.err != nil:
+		return "error: " + s.err.Error()
+	}
+	return "open"
+}
+
 // Err returns the error of the OnError that ended the stream, or nil.
 func (s *Subscriber[T]) Err() error {
 	s.mu.Lock()

@@ -428,6 +428,9 @@ func TestSubscriberItemTimesUseTheFakeClock(t *testing.T) {
 		if got := sub.ItemTimes(); len(got) != 0 {
 			t.Errorf("ItemTimes before any item = %v, want none", got)
 		}
+		if got := sub.Outcome(); got != "open" {
+			t.Errorf("Outcome before the end = %q, want open", got)
+		}
 		ticker(3, 100*time.Millisecond).Subscribe(sub)
 		if !sub.AwaitCompleted() {
 			t.Fatal("AwaitCompleted failed")
@@ -440,7 +443,22 @@ func TestSubscriberItemTimesUseTheFakeClock(t *testing.T) {
 		if diff := cmp.Diff(want, sub.ItemTimes()); diff != "" {
 			t.Errorf("ItemTimes (-want +got):\n%s", diff)
 		}
+		wantOffsets := []time.Duration{100 * time.Millisecond, 200 * time.Millisecond, 300 * time.Millisecond}
+		if diff := cmp.Diff(wantOffsets, sub.ItemOffsets(start)); diff != "" {
+			t.Errorf("ItemOffsets (-want +got):\n%s", diff)
+		}
+		if got := sub.Outcome(); got != "complete" {
+			t.Errorf("Outcome = %q, want complete", got)
+		}
 	})
+}
+
+func TestSubscriberOutcomeOfAnError(t *testing.T) {
+	sub := NewSubscriber[int](t, 1)
+	flow.Reject[int](sub, errorString("boom"))
+	if got := sub.Outcome(); got != "error: boom" {
+		t.Errorf("Outcome = %q, want %q", got, "error: boom")
+	}
 }
 
 func TestSubscriberAwaitTimeouts(t *testing.T) {

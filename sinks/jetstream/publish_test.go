@@ -226,6 +226,8 @@ func TestEncodeErrorAndPanic(t *testing.T) {
 type recorder struct {
 	requested atomic.Int64
 	cancelled atomic.Bool
+	once      sync.Once
+	asked     chan struct{} // closed at the first Request
 }
 
 func (r *recorder) Subscribe(s flow.Subscriber[int]) { s.OnSubscribe(recorderSub{r}) }
@@ -234,6 +236,7 @@ type recorderSub struct{ r *recorder }
 
 func (x recorderSub) Request(n int64) {
 	x.r.requested.Add(n)
+	x.r.once.Do(func() { close(x.r.asked) })
 }
 
 func (x recorderSub) Cancel() { x.r.cancelled.Store(true) }
@@ -242,16 +245,14 @@ func (x recorderSub) Cancel() { x.r.cancelled.Store(true) }
 // and cancels upstream; the initial demand is MaxPending.
 func TestContextCancel(t *testing.T) {
 	e := natstest.Start(t)
-	rec := &recorder{}
+	rec := &recorder{asked: make(chan struct{})}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() {
 		_, err := jsk.Publish(ctx, e.JS, rec, encodeTo("CAN.x"), jsk.MaxPending(10))
 		done <- err
 	}()
-	for rec.requested.Load() == 0 {
-		time.Sleep(time.Millisecond)
-	}
+	<-rec.asked // Publish has subscribed and made its initial request
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v, want context.Canceled", err)

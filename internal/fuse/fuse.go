@@ -72,9 +72,6 @@ type link struct {
 	own     *int64 // items it emitted, when they are not the items it received (Batch), or nil
 }
 
-// Monitored reports whether the run's stages register with a monitor.
-func (r *Run) Monitored() bool { return len(r.chain) != 0 }
-
 // Attach registers the layer being set up as a stage of kind and name
 // delivering to the layer set up before it, and returns its counters, or
 // nil when the run is not monitored. A fused layer receives unbounded

@@ -25,7 +25,6 @@ package probe
 
 import (
 	"context"
-	"math"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -115,7 +114,6 @@ type Stage struct {
 	requested   atomic.Int64 // cumulative, saturating at flow.Unbounded
 	delivered   atomic.Int64 // published copy of n
 	publishAt   atomic.Int64 // publish when n reaches it
-	buffered    atomic.Int64
 	errors      atomic.Int64
 	stalls      atomic.Int64
 	redelivered atomic.Int64
@@ -218,15 +216,8 @@ func (s *Stage) Flush() {
 // item. Readers call it; it is safe from any goroutine.
 func (s *Stage) Refresh() { s.publishAt.Store(0) }
 
-// SetBuffered records how many items the stage holds.
-func (s *Stage) SetBuffered(n int) {
-	if s != nil {
-		s.buffered.Store(int64(n))
-	}
-}
-
 // SetLen makes readers take Buffered from length, a goroutine-safe
-// function (such as a ring's Len), instead of SetBuffered; the item path
+// function (such as a ring's Len); the item path
 // then pays nothing for it. Call it before the stage is read, right after
 // Attach.
 func (s *Stage) SetLen(length func() int) {
@@ -331,7 +322,6 @@ func (s *Stage) Read() Counters {
 		State:       State(s.state.Load()),
 		Requested:   s.requested.Load(),
 		Delivered:   s.delivered.Load(),
-		Buffered:    s.buffered.Load(),
 		Errors:      s.errors.Load(),
 		Stalls:      s.stalls.Load(),
 		Redelivered: s.redelivered.Load(),
@@ -498,7 +488,3 @@ func Child(ctx context.Context, parent *Stage, kind, name string) *Stage {
 	r.add(s)
 	return s
 }
-
-// Unbounded reports whether n is the unbounded demand, for readers that
-// print it.
-func Unbounded(n int64) bool { return n == math.MaxInt64 }

@@ -41,7 +41,7 @@ func TestNilStageIsFree(t *testing.T) {
 	st.Request(5)
 	st.Drop(flow.ReasonNewest)
 	st.End(probe.Completed)
-	st.SetBuffered(3)
+	st.SetLen(func() int { return 3 })
 	if got := st.Read(); got != (probe.Counters{}) {
 		t.Errorf("nil stage reads %+v", got)
 	}

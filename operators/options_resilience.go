@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
+	"github.com/sluicego/sluice/internal/backoff"
 	"math/rand/v2"
 	"time"
 
@@ -159,26 +159,11 @@ func (p RetryPolicy) Backoff(k int) time.Duration {
 
 // backoff is Backoff on a resolved policy.
 func (p *RetryPolicy) backoff(k int) time.Duration {
-	d := float64(p.InitialDelay) * math.Pow(p.Multiplier, float64(k-1))
-	if d > float64(p.MaxDelay) || math.IsInf(d, 0) || math.IsNaN(d) {
-		d = float64(p.MaxDelay)
+	u := 0.0
+	if p.Jitter != NoJitter {
+		u = p.Rand()
 	}
-	switch p.Jitter {
-	case FullJitter:
-		d *= p.rand()
-	case EqualJitter:
-		d = d/2 + d/2*p.rand()
-	}
-	return time.Duration(d)
-}
-
-// rand calls p.Rand and clamps its result to [0, 1].
-func (p *RetryPolicy) rand() float64 {
-	u := p.Rand()
-	if !(u >= 0) { // NaN too
-		return 0
-	}
-	return min(u, 1)
+	return backoff.Delay(k, p.InitialDelay, p.MaxDelay, p.Multiplier, backoff.Jitter(p.Jitter), u)
 }
 
 // retryable applies Retryable, but never retries a protocol error.

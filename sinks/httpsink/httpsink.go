@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/backoff"
 )
 
 // StatusError is a response that was not a success, after retries.
@@ -334,11 +335,7 @@ func (p *poster[T]) send(v T) error {
 
 // backoff is full jitter: uniform in [0, min(cap, base·2^(attempt-1))].
 func (p *poster[T]) backoff(attempt int) time.Duration {
-	ceil := p.cfg.cap
-	if attempt < 31 {
-		ceil = min(p.cfg.cap, p.cfg.base<<(attempt-1))
-	}
-	return time.Duration(p.cfg.rand() * float64(ceil))
+	return backoff.Delay(attempt, p.cfg.base, p.cfg.cap, 2, backoff.Full, p.cfg.rand())
 }
 
 // call makes one attempt. It returns the server's Retry-After, whether

@@ -3,6 +3,7 @@ package monitor_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -232,4 +233,26 @@ func TestSnapshotOfABroadcast(t *testing.T) {
 	}
 	a.cancel()
 	c.cancel()
+}
+
+func TestReaderSourcesTakeAName(t *testing.T) {
+	reg := monitor.New("readers", monitor.Logger(nil))
+	defer reg.Close()
+	lines := sources.Lines(strings.NewReader("a\nb\nc\n"), sources.Name("input"))
+	if n, err := sinks.Drain(reg.Context(context.Background()), lines, sinks.Name("out")); n != 3 || err != nil {
+		t.Fatalf("Drain = %d, %v", n, err)
+	}
+	var got []row
+	for _, r := range rows(reg.Snapshot()) {
+		r.Requested, r.Outstanding = 0, 0
+		got = append(got, r)
+	}
+	c := monitor.StateCompleted
+	want := []row{
+		{1, 2, 0, "out", "drain", c, 0, 3, 0, 0, nil},
+		{2, 1, 1, "input", "lines", c, 0, 3, 0, 0, nil},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stages (-want +got)\n%s", diff)
+	}
 }

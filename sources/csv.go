@@ -87,7 +87,7 @@ func (p *csvPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 		}
 		src.in.r = p.r
 	}
-	pull.Subscribe(s, src, "csv", "")
+	pull.Subscribe(s, src, "csv", p.cfg.name)
 }
 
 type csvSource[T any] struct {

@@ -18,8 +18,25 @@ func (f optionFunc) apply(c *stage.Config) { f(c) }
 
 // Name sets the source's name, used in errors, metrics and stall reports.
 // Without it a source is named after its kind and construction order,
-// such as "emitter#2". An empty name panics.
-func Name(name string) Option { return optionFunc(stage.SetName(name)) }
+// such as "emitter#2". Every source takes it: the hot sources, Range and
+// Slice (as an Option), and the reader sources (as a ReadOption). An
+// empty name panics.
+func Name(name string) NameOption {
+	if name == "" {
+		panic("sluice: Name: empty name")
+	}
+	return NameOption{name}
+}
+
+// NameOption is the option Name returns. It is an Option and a
+// ReadOption.
+type NameOption struct{ name string }
+
+func (o NameOption) apply(c *stage.Config) { c.Name = o.name }
+
+func (o NameOption) applyLines(c *readConfig) { c.name = o.name }
+
+func (o NameOption) applyRecord(c *readConfig) { c.name = o.name }
 
 // OnDrop sets a dead-letter hook, called with every item the source does
 // not deliver and the reason (see flow.DropReason). It is called serially,

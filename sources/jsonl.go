@@ -70,7 +70,7 @@ func (p *jsonlPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 		}
 		src.in.r = p.r
 	}
-	pull.Subscribe(s, src, "jsonLines", "")
+	pull.Subscribe(s, src, "jsonLines", p.cfg.name)
 }
 
 type jsonlSource[T any] struct {

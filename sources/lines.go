@@ -83,6 +83,7 @@ func (e *RecordError) Unwrap() error { return e.Err }
 type readConfig struct {
 	maxLine int                // 0 means DefaultMaxLineLength
 	skip    func(*RecordError) // nil: a malformed record ends the stream
+	name    string             // given with Name; empty: derived when monitored
 }
 
 // LinesOption configures [Lines] and [LinesFile].
@@ -341,7 +342,7 @@ func (p *linesPublisher) Subscribe(s flow.Subscriber[string]) {
 		}
 		src.in.r = p.r
 	}
-	pull.Subscribe(s, src, "lines", "")
+	pull.Subscribe(s, src, "lines", p.cfg.name)
 }
 
 type linesSource struct {

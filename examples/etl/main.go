@@ -225,7 +225,7 @@ func run(ctx context.Context, cfg config, out io.Writer) (*report, error) {
 		read.Add(1)
 		record = e.Record
 		rej.malformed(e)
-	}))
+	}), sources.Name("read"))
 	parsed := operators.Map(src, parse, operators.Name("parse"))
 	valid := operators.Filter(parsed, func(c checked) bool {
 		if validate(&c) {

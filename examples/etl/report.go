@@ -57,7 +57,6 @@ func (r *report) printHeader(w io.Writer, total int) {
 func (r *report) print(w io.Writer) {
 	fmt.Fprintln(w, "\nStages (monitor snapshot; for batch and below, items are batches)")
 	snap := r.Snapshot
-	labelUnnamed(&snap)
 	var b strings.Builder
 	_ = snap.WriteTable(&b)
 	for _, line := range strings.SplitAfter(strings.TrimRight(b.String(), "\n"), "\n") {
@@ -106,16 +105,6 @@ func (r *report) print(w io.Writer) {
 		fmt.Fprintf(w, " (generating the input took %v more)", r.GenTime.Round(time.Millisecond))
 	}
 	fmt.Fprintln(w)
-}
-
-// labelUnnamed names, for display, the stage that takes no Name option:
-// the CSV source.
-func labelUnnamed(s *monitor.Snapshot) {
-	for i := range s.Stages {
-		if st := &s.Stages[i]; st.Kind == "csv" {
-			st.Name = "read"
-		}
-	}
 }
 
 // progress shows the job's progress: a bar redrawn in place on a

@@ -19,7 +19,12 @@
 // (a mutex and a slice that is reused): Schedule appends the task and
 // wakes the goroutine only if it was parked, and the goroutine takes the
 // whole queue at once and runs it before it looks at the queue again. A
-// burst of tasks costs one wake-up. A task must not block waiting for
+// burst of tasks costs one wake-up. A goroutine that finds its queue
+// empty yields to the Go scheduler a few dozen times (a few microseconds
+// when other goroutines are runnable, less when none is) before it parks,
+// so the stages of a busy pipeline hand work to each other without the
+// latency of parking and waking a thread (the Go runtime's own idle Ps
+// spin for the same reason). A task must not block waiting for
 // something that only another task of the same Worker can provide, and
 // sluice stages never block a worker waiting for demand: they return and
 // are scheduled again when demand arrives.
@@ -47,6 +52,7 @@ package scheduler
 
 import (
 	"errors"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -250,7 +256,15 @@ type worker struct {
 	closed bool
 
 	spare []func() // the goroutine's: the previous batch, reused
+
+	pending atomic.Bool // the queue is not empty; read without the lock while spinning
 }
+
+// spinTries is how many times an idle goroutine yields, watching its
+// queue, before it parks. On the async chain of bench/ (three PublishOn
+// on three Singles, 2 cores) 64 tries took the cost per item from about
+// 50 ns to 30; 16 gave 37 and 1024 gave 35.
+const spinTries = 64
 
 func (w *worker) Schedule(task func()) error {
 	if task == nil {
@@ -262,6 +276,7 @@ func (w *worker) Schedule(task func()) error {
 		return ErrClosed
 	}
 	w.queue = append(w.queue, task)
+	w.pending.Store(true)
 	wake := w.parked
 	w.parked = false
 	w.mu.Unlock()
@@ -294,6 +309,9 @@ func (w *worker) close() {
 func (w *worker) run(wg *sync.WaitGroup) {
 	defer wg.Done()
 	for {
+		for i := 0; i < spinTries && !w.pending.Load(); i++ {
+			runtime.Gosched()
+		}
 		w.mu.Lock()
 		for len(w.queue) == 0 {
 			if w.closed {
@@ -307,6 +325,7 @@ func (w *worker) run(wg *sync.WaitGroup) {
 		}
 		batch := w.queue
 		w.queue = w.spare[:0]
+		w.pending.Store(false)
 		w.mu.Unlock()
 		for i, task := range batch {
 			batch[i] = nil // release the task's references before it runs

@@ -161,6 +161,11 @@ type rangeSubscription struct {
 	end   int
 }
 
+// EmitsInRequest reports true: Range delivers only from inside Request
+// (see stage.SyncEmitter). Cancel signals nothing unless a non-positive
+// Request came first.
+func (r *rangeSubscription) EmitsInRequest() bool { return true }
+
 func (r *rangeSubscription) Request(n int64) {
 	if n <= 0 {
 		r.badRequest(n)
@@ -317,6 +322,9 @@ type sliceSubscription[T any] struct {
 	items []T
 	index int
 }
+
+// EmitsInRequest reports true, as for Range.
+func (r *sliceSubscription[T]) EmitsInRequest() bool { return true }
 
 func (r *sliceSubscription[T]) Request(n int64) {
 	if n <= 0 {

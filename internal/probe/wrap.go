@@ -1,6 +1,9 @@
 package probe
 
-import "github.com/sluicego/sluice/flow"
+import (
+	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/stage"
+)
 
 // Observe returns a subscriber that counts the signals st's stage sends to
 // s and the demand s sends back, for stages whose emission loop is not
@@ -40,6 +43,10 @@ func (o *observer[T]) OnComplete() {
 	o.st.End(Completed)
 	o.down.OnComplete()
 }
+
+// EmitsInRequest answers for the wrapped Subscription: the observer
+// delivers on the goroutine it is called on (see stage.SyncEmitter).
+func (o *observer[T]) EmitsInRequest() bool { return stage.EmitsInRequest(o.up) }
 
 func (o *observer[T]) Request(n int64) {
 	o.st.Request(n)

@@ -97,3 +97,21 @@ func SetDropHook[T any](hook func(item T, reason flow.DropReason)) func(*Config)
 	}
 	return func(c *Config) { c.OnDrop = hook }
 }
+
+// SyncEmitter is implemented by Subscriptions that may deliver signals
+// only from inside a call to their Request, on the goroutine making it,
+// and before that call returns (Range and Slice do). A subscriber that
+// makes every Request from one goroutine at a time, such as the drain
+// loop of an async boundary, then knows that every OnNext it receives
+// runs on its own goroutine inside its own Request, and can publish the
+// items once per Request instead of once per item.
+//
+// EmitsInRequest reports whether the property holds; a wrapper (the
+// monitor's observer) answers for the Subscription it wraps.
+type SyncEmitter interface{ EmitsInRequest() bool }
+
+// EmitsInRequest reports whether s is a SyncEmitter whose property holds.
+func EmitsInRequest(s flow.Subscription) bool {
+	e, ok := s.(SyncEmitter)
+	return ok && e.EmitsInRequest()
+}

@@ -1,6 +1,9 @@
 package ring
 
-import "sync/atomic"
+import (
+	"reflect"
+	"sync/atomic"
+)
 
 // SPSC is a bounded FIFO queue for exactly one producer goroutine and one
 // consumer goroutine at a time (each side may move between goroutines if
@@ -30,7 +33,8 @@ type SPSC[T any] struct {
 	capa uint64
 	mask uint64
 	buf  []T
-	_    [24]byte
+	ptrs bool // T holds pointers: Release clears the slots it frees
+	_    [16]byte
 }
 
 // NewSPSC returns an empty queue that holds up to capacity items.
@@ -43,7 +47,7 @@ func NewSPSC[T any](capacity int) *SPSC[T] {
 	for n < uint64(capacity) {
 		n <<= 1
 	}
-	return &SPSC[T]{capa: uint64(capacity), mask: n - 1, buf: make([]T, n)}
+	return &SPSC[T]{capa: uint64(capacity), mask: n - 1, buf: make([]T, n), ptrs: holdsPointers(reflect.TypeFor[T]())}
 }
 
 // Cap returns the capacity given to NewSPSC.
@@ -81,8 +85,9 @@ func (q *SPSC[T]) Put(v T) bool {
 func (q *SPSC[T]) Publish() { q.tail.Store(q.tailLocal) }
 
 // Poll removes and returns the oldest item; ok is false when the queue is
-// empty. The slot is cleared at once, but the room is made available to
-// the producer only by Release. Consumer only.
+// empty. The room is made available to the producer only by Release,
+// which also clears the slots when T holds pointers, so the queue keeps
+// nothing reachable that was taken and released. Consumer only.
 func (q *SPSC[T]) Poll() (v T, ok bool) {
 	h := q.headLocal
 	if h == q.cachedTail {
@@ -93,8 +98,6 @@ func (q *SPSC[T]) Poll() (v T, ok bool) {
 	}
 	i := h & q.mask
 	v = q.buf[i]
-	var zero T
-	q.buf[i] = zero
 	q.headLocal = h + 1
 	return v, true
 }
@@ -102,8 +105,41 @@ func (q *SPSC[T]) Poll() (v T, ok bool) {
 // Release makes the room of every item taken by Poll available to the
 // producer. Consumer only.
 func (q *SPSC[T]) Release() {
-	if q.head.Load() != q.headLocal {
-		q.head.Store(q.headLocal)
+	h := q.head.Load()
+	if h == q.headLocal {
+		return
+	}
+	if q.ptrs { // one clear per batch instead of a store per item
+		from, to := h&q.mask, q.headLocal&q.mask
+		if from < to {
+			clear(q.buf[from:to])
+		} else {
+			clear(q.buf[from:])
+			clear(q.buf[:to])
+		}
+	}
+	q.head.Store(q.headLocal)
+}
+
+// holdsPointers reports whether values of t contain pointers that a
+// queue slot must drop to let the garbage collector reclaim them.
+func holdsPointers(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return false
+	case reflect.Array:
+		return t.Len() > 0 && holdsPointers(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if holdsPointers(t.Field(i).Type) {
+				return true
+			}
+		}
+		return false
+	default: // pointers, strings, slices, maps, channels, funcs, interfaces
+		return true
 	}
 }
 

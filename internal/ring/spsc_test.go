@@ -2,6 +2,7 @@ package ring
 
 import (
 	"fmt"
+	"reflect"
 	"runtime"
 	"sync"
 	"testing"
@@ -55,15 +56,46 @@ func TestSPSCIsABoundedFIFO(t *testing.T) {
 	}
 }
 
-func TestSPSCPollClearsTheSlot(t *testing.T) {
-	q := NewSPSC[*int](2)
-	v := new(int)
-	q.Offer(v)
-	q.Poll()
-	for i, p := range q.buf {
-		if p != nil {
-			t.Errorf("slot %d still holds a reference after Poll", i)
+func TestSPSCReleaseClearsTheSlotsOfPointerTypes(t *testing.T) {
+	q := NewSPSC[*int](4)
+	for range 3 { // the third lap wraps: Release clears [3, 4) and [0, 1)
+		q.Offer(new(int))
+		q.Offer(new(int))
+		q.Poll()
+		q.Poll()
+		q.Release()
+		for i, p := range q.buf {
+			if p != nil {
+				t.Errorf("slot %d still holds a reference after Release", i)
+			}
 		}
+	}
+	// A taken but unreleased item is still in its slot; nothing else is.
+	q.Offer(new(int))
+	q.Poll()
+	if held := q.buf[(q.headLocal-1)&q.mask]; held == nil {
+		t.Error("Poll cleared the slot before Release")
+	}
+}
+
+func TestSPSCHoldsPointers(t *testing.T) {
+	type plain struct {
+		a int
+		b [2]float64
+	}
+	type withString struct {
+		a int
+		s string
+	}
+	got := []bool{
+		holdsPointers(reflect.TypeFor[int]()), holdsPointers(reflect.TypeFor[plain]()),
+		holdsPointers(reflect.TypeFor[[0]*int]()), holdsPointers(reflect.TypeFor[withString]()),
+		holdsPointers(reflect.TypeFor[*int]()), holdsPointers(reflect.TypeFor[[]byte]()),
+		holdsPointers(reflect.TypeFor[any]()), holdsPointers(reflect.TypeFor[[3]map[int]int]()),
+	}
+	want := []bool{false, false, false, true, true, true, true, true}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got)\n%s", diff)
 	}
 }
 

@@ -157,7 +157,18 @@ type publishOn[T any] struct {
 	name       string
 	probe      *probe.Stage    // monitor counters, nil when not monitored
 	ctx        context.Context // exposed upstream by Context
-	_          [64]byte
+
+	// Set in OnSubscribe, before ready, and only read afterwards; kept off
+	// the lines that either side writes per item, which the other side
+	// would otherwise have to fetch again for every item.
+	//
+	// syncUp: upstream delivers only inside Request (stage.SyncEmitter),
+	// so items arrive on the drain loop's goroutine inside requestUp and
+	// are delivered from there, without the queue (see emitDirect).
+	syncUp bool
+	// flushDown: written by the downstream hop that linked itself.
+	flushDown hopFlusher
+	_         [64]byte
 
 	wip    atomic.Int32
 	wokeAt atomic.Int64 // when monitored: when the drain task was last scheduled // drain-loop token; see signal and OnNext
@@ -183,14 +194,6 @@ type publishOn[T any] struct {
 	batch int64
 	_     [48]byte
 
-	// set in OnSubscribe, before ready: upstream delivers only inside
-	// Request (stage.SyncEmitter), so items arrive on the drain loop's
-	// goroutine inside requestUp and are delivered from there, without
-	// the queue (see emitDirect)
-	syncUp bool
-
-	// written before ready, by the downstream hop that linked itself
-	flushDown hopFlusher
 
 	// drain-owned
 	down     flow.Subscriber[T] // nil once ended

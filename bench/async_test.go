@@ -36,11 +36,16 @@ func asyncWant() int {
 // as in the channel baseline); "pool=2" pins the three to a pool sized to
 // the machine's two cores.
 //
-// Medians of 5 on a 2-core x86 VM (go test -run '^$' -bench Async -count 5
-// ./bench/): sluice 67 ns/item (singles) and 63 (pool=2), channels
-// buffered 256: 170, unbuffered: 746. The target of the performance
-// budget, 10× the buffered channels, is not met; see "Async boundaries"
-// in docs/architecture.md for where the time goes.
+// "handwritten" is the floor: the same three goroutines joined by the
+// leanest rings one can write for this one chain, with no protocol at all
+// (handwritten_test.go).
+//
+// Medians of 5 on a 2-core x86 VM (go test -run '^$' -bench AsyncChain
+// -count 5 ./bench/), which drift by ±15 % between runs: sluice 33–40
+// ns/item (singles) and 43–49 (pool=2), hand-written rings 14–17,
+// channels buffered 256: 190–203, unbuffered: 740–785. The target of the
+// performance budget, 10× the buffered channels, is not met (5–6×); see
+// docs/benchmarks.md.
 func BenchmarkAsyncChain(b *testing.B) {
 	ctx := context.Background()
 	want := asyncWant()
@@ -72,6 +77,16 @@ func BenchmarkAsyncChain(b *testing.B) {
 		p := scheduler.NewPool(2)
 		defer p.Close()
 		run(b, p, p, p)
+	})
+	// The floor: hand-written rings with no protocol (handwritten_test.go).
+	b.Run("handwritten/spsc=256/n=1e6", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if got := handwrittenChain(items); got != want {
+				b.Fatalf("handwrittenChain = %d, want %d", got, want)
+			}
+		}
+		reportPerItem(b, items)
 	})
 	b.Run("chan/buffered=256/n=1e6", func(b *testing.B) {
 		b.ReportAllocs()

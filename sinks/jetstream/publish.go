@@ -18,6 +18,7 @@ import (
 	js "github.com/nats-io/nats.go/jetstream"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/backoff"
 	"github.com/sluicego/sluice/internal/probe"
 )
 
@@ -294,7 +295,6 @@ func (s *sink) settle(e entry, wait func(time.Duration) <-chan time.Time) error 
 	if e.msg == nil { // encode failed
 		return s.dead(DeadLetter{Item: e.item, Err: e.err})
 	}
-	backoff := s.cfg.backoff
 	attempt := 1
 	err := e.err
 	for {
@@ -314,11 +314,10 @@ func (s *sink) settle(e entry, wait func(time.Duration) <-chan time.Time) error 
 			return s.dead(DeadLetter{Item: e.item, Msg: e.msg, Err: fmt.Errorf("%s: publish to %q: %w", s.name, e.msg.Subject, err), Attempts: attempt})
 		}
 		select {
-		case <-wait(backoff):
+		case <-wait(backoff.Delay(attempt, s.cfg.backoff, 32*s.cfg.backoff, 2, backoff.None, 0)):
 		case <-s.done:
 			return s.cause()
 		}
-		backoff = min(backoff*2, 32*s.cfg.backoff)
 		attempt++
 		e.f, err = s.js.PublishMsgAsync(e.msg, s.pubOpts...)
 	}

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/backoff"
 )
 
 // Copier is what [CopyFrom] writes through: the CopyFrom method of
@@ -162,6 +164,13 @@ func (s *copySource[T]) Values() (_ []any, err error) {
 // Err returns the error that stopped the rows, if any.
 func (s *copySource[T]) Err() error { return s.err }
 
+// retryDelay is the wait before retry number k (k >= 1) of a batch:
+// base doubled k-1 times, capped at 32 × base. It has no jitter: a sink
+// is one writer, not a crowd of clients to spread out.
+func retryDelay(k int, base time.Duration) time.Duration {
+	return backoff.Delay(k, base, 32*base, 2, backoff.None, 0)
+}
+
 // retryBatch writes one batch with try, retrying as cfg says, and
 // dead-letters it or returns the error that ends the stream; n counts the
 // rows written. A programming error (ErrValueCount, a panic in the values
@@ -191,7 +200,7 @@ func retryBatch[T any](ctx context.Context, cfg *config, batch []T, try func(con
 		if cfg.onRetry != nil {
 			cfg.onRetry(attempt, err)
 		}
-		if err := sleep(ctx, cfg.backoff<<(attempt-1)); err != nil {
+		if err := sleep(ctx, retryDelay(attempt, cfg.backoff)); err != nil {
 			return context.Cause(ctx)
 		}
 	}

@@ -168,7 +168,7 @@ func run[T any](ctx context.Context, c *config, pub flow.Publisher[[]T], write f
 // Retry makes a failed batch be tried up to attempts times in all, in a
 // fresh transaction each time, waiting backoff before the second attempt
 // and twice as long before each following one (backoff, 2·backoff,
-// 4·backoff…). The wait ends early when ctx is done. Without Retry a batch
+// 4·backoff…), up to 32 × backoff. The wait ends early when ctx is done. Without Retry a batch
 // is tried once. attempts < 1 or backoff < 0 panics.
 func Retry(attempts int, backoff time.Duration) Option {
 	if attempts < 1 {

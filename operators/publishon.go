@@ -35,7 +35,8 @@ const defaultAsyncPrefetch = 256
 //
 // Synchronous sources: when upstream delivers only inside Request, on the
 // requesting goroutine (Range and Slice, directly or through Map, Filter
-// and the other synchronous one-to-one stages), a queue would only pass
+// and the other synchronous one-to-one stages, but not through RateLimit,
+// which requests from its timer), a queue would only pass
 // items from the worker to itself. PublishOn then prefetches nothing: its
 // drain loop requests what downstream has asked for, at most P at a time,
 // and delivers each item as it arrives, on the worker, without queueing
@@ -512,6 +513,8 @@ func upstreamSync(s flow.Subscription) bool {
 		switch v := s.(type) {
 		case stage.SyncEmitter:
 			return v.EmitsInRequest()
+		case requestsElsewhere:
+			return false
 		case relayUpstream:
 			s = v.relayUp()
 		default:
@@ -564,6 +567,11 @@ func (x *publishOn[T]) emitDirect() (again bool) {
 	x.inNext = false
 	x.delivered(x.got)
 	x.probe.Flush()
+	if x.got < x.want && x.state.Load()&(stDone|stStop) == 0 {
+		// The source broke its stage.SyncEmitter promise: the rest would
+		// arrive on another goroutine. End the stream rather than race.
+		x.stop(fmt.Errorf("%s: internal error: upstream delivered %d of %d items outside Request", x.name, x.got, x.want))
+	}
 	return true
 }
 
@@ -588,6 +596,12 @@ func (x *publishOn[T]) onNextDirect(item T) {
 	}
 	x.down.OnNext(item)
 }
+
+// requestsElsewhere is implemented by the one-to-one stages that make
+// upstream requests from a goroutine of their own (RateLimit, from its
+// timer's): a source behind them emits on that goroutine, not inside the
+// requester's Request, so upstreamSync must stop there.
+type requestsElsewhere interface{ requestsFromTimer() }
 
 // ---- linking adjacent boundaries ----
 

@@ -5,12 +5,15 @@ import (
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/flow/flowtest"
 	"github.com/sluicego/sluice/operators"
 	"github.com/sluicego/sluice/scheduler"
+	"github.com/sluicego/sluice/sources"
+	"golang.org/x/time/rate"
 )
 
 // PublishOn over a source that emits only inside Request (Range, Slice:
@@ -163,6 +166,60 @@ func TestPublishOnDirectUpstreamEmittingBeyondDemand(t *testing.T) {
 		}
 		if diff := cmp.Diff(btDropsOf(flow.ReasonOverflow, 2, 3, 4), drops.All()); diff != "" {
 			t.Errorf("drops (-want +got)\n%s", diff)
+		}
+	})
+}
+
+// RateLimit requests upstream from its timer's goroutine, so a Range
+// behind it emits there, not inside the boundary's own Request: the
+// boundary must queue those items, not deliver them from the timer's
+// goroutine (the race detector would see the drain's state shared).
+func TestPublishOnOverRateLimitedRangeQueues(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := scheduler.NewSingle()
+		defer s.Close()
+		var onWorker atomic.Bool
+		var offWorker atomic.Int64
+		rec := flowtest.NewSubscriber[int](t, 100)
+		pub := operators.PublishOn(operators.RateLimit(sources.Range(0, 20), rate.Every(time.Millisecond), 1),
+			workerScheduler{s, &onWorker})
+		pub.Subscribe(btHook(rec, func(int) {
+			if !onWorker.Load() {
+				offWorker.Add(1)
+			}
+		}))
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if diff := cmp.Diff(btInts(0, 20), btItems(rec)); diff != "" {
+			t.Errorf("items (-want +got)\n%s", diff)
+		}
+		if got := line(rec.Outcome(), offWorker.Load()); got != "complete 0" {
+			t.Errorf("outcome and items off the worker: %q, want %q", got, "complete 0")
+		}
+	})
+}
+
+// lyingSub declares that it emits inside Request, and emits nothing.
+type lyingSub struct{ cancelled atomic.Bool }
+
+func (*lyingSub) EmitsInRequest() bool { return true }
+func (*lyingSub) Request(int64)        {}
+func (l *lyingSub) Cancel()            { l.cancelled.Store(true) }
+
+// A source that breaks the promise ends the stream with an error instead
+// of leaving the boundary waiting or asking again and again.
+func TestPublishOnDirectSourceThatBreaksItsPromise(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s := scheduler.NewSingle()
+		defer s.Close()
+		l := &lyingSub{}
+		src := flow.PublisherFunc[int](func(sub flow.Subscriber[int]) { sub.OnSubscribe(l) })
+		rec := flowtest.NewSubscriber[int](t, 5)
+		operators.PublishOn(src, s, operators.Name("hop")).Subscribe(rec)
+		synctest.Wait()
+		got := line(rec.Outcome(), l.cancelled.Load())
+		if want := "error: hop: internal error: upstream delivered 0 of 5 items outside Request true"; got != want {
+			t.Errorf("got %q, want %q", got, want)
 		}
 	})
 }

@@ -103,6 +103,10 @@ func (rl *rateSub[T]) OnSubscribe(up flow.Subscription) {
 	rl.drainLoop()
 }
 
+// requestsFromTimer marks the stage as requesting upstream from its
+// timer's goroutine (see upstreamSync in publishon.go).
+func (rl *rateSub[T]) requestsFromTimer() {}
+
 // Request credits n and requests what the tokens allow.
 func (rl *rateSub[T]) Request(n int64) {
 	if n <= 0 {

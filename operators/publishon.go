@@ -195,7 +195,6 @@ type publishOn[T any] struct {
 	batch int64
 	_     [48]byte
 
-
 	// drain-owned
 	down     flow.Subscriber[T] // nil once ended
 	started  bool               // the initial request was made

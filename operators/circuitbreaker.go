@@ -44,8 +44,10 @@ func (s BreakerState) String() string {
 
 // CircuitBreaker stops calling a failing service, so that it can
 // recover and callers fail fast instead of queueing behind timeouts. It
-// is closed at first; it opens when the failure rate over the last
-// Window calls reaches FailureRate (once MinCalls are in the window);
+// is closed at first; it opens when the failure rate over a sliding
+// window reaches FailureRate (once MinCalls are in the window): the last
+// Window calls, or with WindowDuration set the calls of the last
+// WindowDuration (a time-based window, kept in WindowBuckets buckets);
 // after CoolDown it turns half-open on the next call and lets up to
 // HalfOpenProbes calls through, closing when they all succeed and
 // opening again at the first failure. See [BreakerConfig].
@@ -67,22 +69,35 @@ func (s BreakerState) String() string {
 // A CircuitBreaker is goroutine-safe. Cost: two short lock acquisitions
 // and a deferred call per call (about 110 ns in all on the 2-core VM,
 // BenchmarkCircuitBreaker), no allocation; a rejected call allocates
-// nothing either.
+// nothing either. A time-based window adds a clock read per completed
+// call, and a call that completes after a quiet spell clears the buckets
+// that expired meanwhile: at most WindowBuckets of them, each cleared
+// once per bucket width whatever the call rate.
 type CircuitBreaker struct {
 	cfg     BreakerConfig
 	name    string
 	openErr error
+	origin  time.Time     // time-based window: bucket 0 starts here
+	width   time.Duration // time-based window: the width of a bucket
 
 	mu        sync.Mutex
 	state     BreakerState
 	gen       uint64 // bumped on every transition
-	window    []bool // true: a failure; a ring of the last calls
+	window    []bool // count-based: true is a failure; a ring of the last calls
 	pos       int
-	count     int
-	failures  int
+	buckets   []breakerBucket // time-based: a ring of the last buckets, nil if count-based
+	head      int64           // time-based: the number of the current bucket, at buckets[head%len]
+	count     int             // calls in the window
+	failures  int             // failures in the window
 	openedAt  time.Time
 	probes    int // half-open: calls in flight
 	successes int // half-open: probes that succeeded
+}
+
+// breakerBucket counts the calls that completed during one bucket of a
+// time-based window.
+type breakerBucket struct {
+	calls, failures int
 }
 
 // NewCircuitBreaker returns a closed breaker. It panics with a sluice:
@@ -92,6 +107,14 @@ func NewCircuitBreaker(cfg BreakerConfig) *CircuitBreaker {
 	switch {
 	case cfg.Window < 0:
 		bad("Window < 0")
+	case cfg.WindowDuration < 0:
+		bad("WindowDuration < 0")
+	case cfg.WindowBuckets < 0:
+		bad("WindowBuckets < 0")
+	case cfg.WindowDuration != 0 && cfg.Window != 0:
+		bad("Window and WindowDuration both set")
+	case cfg.WindowBuckets != 0 && cfg.WindowDuration == 0:
+		bad("WindowBuckets without WindowDuration")
 	case cfg.MinCalls < 0:
 		bad("MinCalls < 0")
 	case cfg.CoolDown < 0:
@@ -101,14 +124,27 @@ func NewCircuitBreaker(cfg BreakerConfig) *CircuitBreaker {
 	case cfg.FailureRate != 0 && !(cfg.FailureRate > 0 && cfg.FailureRate <= 1):
 		bad("FailureRate outside (0, 1]")
 	}
-	if cfg.Window == 0 {
-		cfg.Window = 20
-	}
-	if cfg.MinCalls == 0 {
-		cfg.MinCalls = min(10, cfg.Window)
-	}
-	if cfg.MinCalls > cfg.Window {
-		bad("MinCalls > Window")
+	timed := cfg.WindowDuration != 0
+	if timed {
+		if cfg.WindowBuckets == 0 {
+			cfg.WindowBuckets = 10
+		}
+		if cfg.WindowDuration%time.Duration(cfg.WindowBuckets) != 0 {
+			bad("WindowDuration not a multiple of WindowBuckets nanoseconds")
+		}
+		if cfg.MinCalls == 0 {
+			cfg.MinCalls = 10
+		}
+	} else {
+		if cfg.Window == 0 {
+			cfg.Window = 20
+		}
+		if cfg.MinCalls == 0 {
+			cfg.MinCalls = min(10, cfg.Window)
+		}
+		if cfg.MinCalls > cfg.Window {
+			bad("MinCalls > Window")
+		}
 	}
 	if cfg.FailureRate == 0 {
 		cfg.FailureRate = 0.5
@@ -126,12 +162,19 @@ func NewCircuitBreaker(cfg BreakerConfig) *CircuitBreaker {
 	if name == "" {
 		name = stage.DeriveName("breaker")
 	}
-	return &CircuitBreaker{
+	cb := &CircuitBreaker{
 		cfg:     cfg,
 		name:    name,
 		openErr: fmt.Errorf("%s: %w", name, ErrCircuitOpen),
-		window:  make([]bool, cfg.Window),
 	}
+	if timed {
+		cb.origin = time.Now()
+		cb.width = cfg.WindowDuration / time.Duration(cfg.WindowBuckets)
+		cb.buckets = make([]breakerBucket, cfg.WindowBuckets)
+	} else {
+		cb.window = make([]bool, cfg.Window)
+	}
+	return cb
 }
 
 // Name returns the breaker's name.
@@ -188,6 +231,10 @@ func (cb *CircuitBreaker) acquire() (uint64, error) {
 
 // release records the result of a call admitted in generation gen.
 func (cb *CircuitBreaker) release(gen uint64, failed bool) {
+	var now time.Duration
+	if cb.buckets != nil {
+		now = time.Since(cb.origin) // off the lock; recordTimedLocked copes with races
+	}
 	cb.mu.Lock()
 	defer cb.mu.Unlock()
 	if gen != cb.gen {
@@ -195,6 +242,10 @@ func (cb *CircuitBreaker) release(gen uint64, failed bool) {
 	}
 	switch cb.state {
 	case BreakerClosed:
+		if cb.buckets != nil {
+			cb.recordTimedLocked(now, failed)
+			return
+		}
 		if cb.count == len(cb.window) {
 			if cb.window[cb.pos] {
 				cb.failures--
@@ -223,6 +274,46 @@ func (cb *CircuitBreaker) release(gen uint64, failed bool) {
 	}
 }
 
+// recordTimedLocked records in a time-based window the outcome of a call
+// that completed at now (since cb.origin), and opens the breaker if the
+// rate is reached. cb.mu must be held.
+func (cb *CircuitBreaker) recordTimedLocked(now time.Duration, failed bool) {
+	// A call whose clock read raced with a later one's is counted in the
+	// later one's bucket: the ring only moves forward.
+	if e := int64(now / cb.width); e > cb.head {
+		cb.advanceLocked(e)
+	}
+	b := &cb.buckets[cb.head%int64(len(cb.buckets))]
+	b.calls++
+	cb.count++
+	if failed {
+		b.failures++
+		cb.failures++
+	}
+	if cb.count >= cb.cfg.MinCalls && float64(cb.failures) >= cb.cfg.FailureRate*float64(cb.count) {
+		cb.toLocked(BreakerOpen)
+	}
+}
+
+// advanceLocked makes bucket e (> cb.head) the current one, forgetting
+// the buckets that fall out of the window: at most len(cb.buckets)
+// steps. cb.mu must be held.
+func (cb *CircuitBreaker) advanceLocked(e int64) {
+	n := int64(len(cb.buckets))
+	if e-cb.head >= n {
+		clear(cb.buckets) // the whole window has expired
+		cb.count, cb.failures = 0, 0
+	} else {
+		for i := cb.head + 1; i <= e; i++ {
+			b := &cb.buckets[i%n]
+			cb.count -= b.calls
+			cb.failures -= b.failures
+			*b = breakerBucket{}
+		}
+	}
+	cb.head = e
+}
+
 // toLocked moves to state to, resetting what the new state measures, and
 // reports the change. cb.mu must be held.
 func (cb *CircuitBreaker) toLocked(to BreakerState) {
@@ -235,6 +326,7 @@ func (cb *CircuitBreaker) toLocked(to BreakerState) {
 		cb.openedAt = time.Now()
 	case BreakerClosed:
 		clear(cb.window)
+		clear(cb.buckets)
 		cb.pos, cb.count, cb.failures = 0, 0, 0
 	}
 	if h := cb.cfg.OnStateChange; h != nil {

@@ -124,6 +124,28 @@ func ExampleProtect() {
 	// 4: cached
 }
 
+// A breaker that judges the calls of the last minute, whatever their
+// number, kept in six buckets of 10s: it opens when half of them have
+// failed, once 4 are in the window.
+func ExampleBreakerConfig_windowDuration() {
+	cb := operators.NewCircuitBreaker(operators.BreakerConfig{
+		Name: "search", WindowDuration: time.Minute, WindowBuckets: 6, MinCalls: 4,
+		OnStateChange: func(from, to operators.BreakerState) { fmt.Println("breaker:", from, "->", to) },
+	})
+	unavailable := errors.New("503 Service Unavailable")
+	for _, result := range []error{nil, unavailable, nil, unavailable, nil} {
+		err := cb.Do(context.Background(), func(context.Context) error { return result })
+		fmt.Println("call:", err)
+	}
+	// Output:
+	// call: <nil>
+	// call: 503 Service Unavailable
+	// call: <nil>
+	// breaker: closed -> open
+	// call: 503 Service Unavailable
+	// call: search: sluice: circuit open
+}
+
 // The number of calls in flight adapts to the service's latency, between
 // a floor and a ceiling.
 func ExampleMapAsyncAdaptive() {

@@ -183,19 +183,60 @@ func defaultRetryable(err error) bool {
 // defaults that each field documents: a window of the last 20 calls,
 // opening at 50 % failures once 10 calls are in the window, a 5s
 // cool-down and one probe.
+//
+// The failure rate is measured over a sliding window of one of two kinds:
+//
+//   - count-based (WindowDuration is 0, the default): the last Window
+//     calls;
+//   - time-based (WindowDuration is set, Window must be 0): the calls
+//     that completed in the last WindowDuration, as Resilience4j's
+//     TIME_BASED window. The calls are counted in a ring of
+//     WindowBuckets buckets of WindowDuration / WindowBuckets each, the
+//     current one included, and a bucket is forgotten as a whole when
+//     it falls out of the window: a call counts for more than
+//     WindowDuration − WindowDuration/WindowBuckets and at most
+//     WindowDuration after it completed. Bucket boundaries are fixed
+//     multiples of the bucket width from the breaker's construction.
+//     Memory is 16 bytes per bucket, whatever the call rate.
+//
+// Invalid combinations panic in NewCircuitBreaker: Window and
+// WindowDuration both set; WindowBuckets without WindowDuration;
+// WindowDuration not a whole multiple of WindowBuckets nanoseconds.
 type BreakerConfig struct {
 	// Name names the breaker in its errors; empty means "breaker#N".
 	Name string
 	// Window is the number of most recent calls (a count-based sliding
-	// window) over which the failure rate is measured; 0 means 20.
-	// Negative panics.
+	// window) over which the failure rate is measured; 0 means 20, unless
+	// WindowDuration is set. Negative panics; set together with
+	// WindowDuration panics.
 	Window int
-	// MinCalls is how many calls the window must hold before the rate is
-	// judged; 0 means min(10, Window). More than Window or negative
+	// WindowDuration, if set, makes the window time-based: the failure
+	// rate is measured over the calls that completed in the last
+	// WindowDuration (see above). 0 means a count-based window. Negative
 	// panics.
+	WindowDuration time.Duration
+	// WindowBuckets is the number of buckets of a time-based window: the
+	// window forgets calls a bucket (WindowDuration / WindowBuckets) at a
+	// time, so more buckets make its edge sharper and cost 16 bytes each.
+	// 0 means 10: the edge is within a tenth of WindowDuration; set it to
+	// the number of seconds in WindowDuration for Resilience4j's one
+	// bucket per second, or to 1 for a fixed window that restarts every
+	// WindowDuration. Negative panics; set without WindowDuration panics;
+	// WindowDuration must be a whole multiple of WindowBuckets
+	// nanoseconds (any whole number of microseconds is, with the default)
+	// or it panics.
+	WindowBuckets int
+	// MinCalls is how many calls the window must hold before the rate is
+	// judged; 0 means min(10, Window), or 10 with a time-based window.
+	// Negative panics, and so does more than Window with a count-based
+	// window.
 	MinCalls int
 	// FailureRate opens the breaker when failures / calls in the window
-	// reach it; 0 means 0.5. Outside (0, 1] panics.
+	// reach it; 0 means 0.5. Outside (0, 1] panics. A count-based window
+	// judges the rate when a failure is recorded; a time-based one, whose
+	// rate also changes as old calls expire, when any call is recorded
+	// (as Resilience4j does): a success may open it, when it brings the
+	// window to MinCalls or when older successes have expired.
 	FailureRate float64
 	// CoolDown is how long the breaker stays open before it lets probes
 	// through (half-open); 0 means 5s. Negative panics.

@@ -1,0 +1,392 @@
+package operators_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/sluicego/sluice/operators"
+)
+
+// This file tests the time-based window of CircuitBreaker
+// (BreakerConfig.WindowDuration). The harness is circuitbreaker_test.go's.
+
+// step is one move of a breaker script: wait, then make the calls.
+type step struct {
+	wait  time.Duration
+	calls []bool // true: a call that fails
+}
+
+// runSteps runs the steps on a fresh breaker under synctest and returns
+// the outcome of every call, and the transitions with their times.
+func runSteps(t *testing.T, cfg operators.BreakerConfig, steps []step) (outcomes, events []string) {
+	t.Helper()
+	synctest.Test(t, func(t *testing.T) {
+		h := newCBHarness(cfg)
+		for _, s := range steps {
+			time.Sleep(s.wait)
+			for _, f := range s.calls {
+				outcomes = append(outcomes, h.call(f))
+			}
+		}
+		events = h.events
+	})
+	return outcomes, events
+}
+
+const ok, fail = false, true
+
+func TestCircuitBreakerTimeWindowEdges(t *testing.T) {
+	// A 10s window of ten 1s buckets: bucket k holds the calls that
+	// complete in [k s, (k+1) s) and is forgotten at (k+10) s.
+	cfg := operators.BreakerConfig{
+		WindowDuration: 10 * time.Second, WindowBuckets: 10, MinCalls: 4, FailureRate: 0.5, CoolDown: time.Minute,
+	}
+	tests := []struct {
+		name     string
+		minCalls int // if set, replaces cfg.MinCalls
+		steps    []step
+		events   []string
+	}{{
+		name:   "a rate reached inside the window opens it",
+		steps:  []step{{0, []bool{fail, ok, ok}}, {10*time.Second - 1, []bool{fail}}},
+		events: []string{"closed->open@9.999999999s"},
+	}, {
+		name:  "the first bucket is forgotten exactly at its boundary",
+		steps: []step{{0, []bool{fail, ok, ok}}, {10 * time.Second, []bool{fail}}},
+	}, {
+		name: "a call late in its bucket is forgotten with it",
+		steps: []step{{0, []bool{ok}}, {999 * ms, []bool{fail, ok, ok}},
+			{9*time.Second + ms, []bool{fail}}},
+	}, {
+		name: "the next bucket still counts until its own boundary",
+		steps: []step{{time.Second, []bool{fail, ok, ok}},
+			{10*time.Second - 1, []bool{fail}}},
+		events: []string{"closed->open@10.999999999s"},
+	}, {
+		name: "and is forgotten at it",
+		steps: []step{{time.Second, []bool{fail, ok, ok}},
+			{10 * time.Second, []bool{fail}}},
+	}, {
+		name:   "failures close together open it",
+		steps:  []step{{0, []bool{ok, fail}}, {9 * time.Second, []bool{ok, fail}}},
+		events: []string{"closed->open@9s"},
+	}, {
+		name: "the same failures spread out do not",
+		steps: []step{{0, []bool{ok, fail}}, {10 * time.Second, []bool{ok, fail}},
+			{10 * time.Second, []bool{ok, fail}}},
+	}, {
+		name: "buckets partly expired: the window slides one bucket at a time",
+		// 0s: f; 4s: o o; 9s: o o; 10s: o, and the failure is gone. At
+		// 13.5s: f f f make 3 of 8; at 14s the 4s successes expire and
+		// the next failure makes 4 of 7.
+		steps: []step{{0, []bool{fail}}, {4 * time.Second, []bool{ok, ok}},
+			{5 * time.Second, []bool{ok, ok}}, {time.Second, []bool{ok}},
+			{3500 * ms, []bool{fail, fail, fail}}, {500 * ms, []bool{fail}}},
+		events: []string{"closed->open@14s"},
+	}, {
+		name:   "a success that brings the window to MinCalls opens it",
+		steps:  []step{{0, []bool{fail, fail, fail}}, {9 * time.Second, []bool{ok}}},
+		events: []string{"closed->open@9s"},
+	}, {
+		name: "a success after older successes expired opens it",
+		// At 9s, f f over o o o o o is 2 of 7; at 10s the successes are
+		// gone and one more makes 2 of 3.
+		minCalls: 3,
+		steps: []step{{0, []bool{ok, ok, ok, ok, ok}}, {9 * time.Second, []bool{fail, fail}},
+			{time.Second, []bool{ok}}},
+		events: []string{"closed->open@10s"},
+	}, {
+		name: "a long quiet spell forgets everything",
+		steps: []step{{0, []bool{fail, fail, fail}}, {1000 * time.Hour, []bool{fail}},
+			{0, []bool{ok, ok}}, {0, []bool{fail}}},
+		events: []string{"closed->open@1000h0m0s"},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := cfg
+			if tt.minCalls != 0 {
+				c.MinCalls = tt.minCalls
+			}
+			outcomes, events := runSteps(t, c, tt.steps)
+			// Every call is made: the breaker opens at the last one at the
+			// earliest.
+			var want []string
+			for _, s := range tt.steps {
+				for _, f := range s.calls {
+					want = append(want, map[bool]string{ok: "ok", fail: "fail"}[f])
+				}
+			}
+			if diff := cmp.Diff(want, outcomes); diff != "" {
+				t.Errorf("outcomes (-want +got)\n%s", diff)
+			}
+			if diff := cmp.Diff(tt.events, events); diff != "" {
+				t.Errorf("transitions (-want +got)\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestCircuitBreakerTimeWindowMinCalls(t *testing.T) {
+	// MinCalls counts the calls inside the window: the failure at 0s has
+	// expired when the third one comes, so it takes a fourth.
+	outcomes, events := runSteps(t, operators.BreakerConfig{
+		WindowDuration: 10 * time.Second, WindowBuckets: 10, MinCalls: 3, CoolDown: time.Minute,
+	}, []step{
+		{0, []bool{fail}}, {5 * time.Second, []bool{fail}}, {5 * time.Second, []bool{fail}},
+		{time.Second, []bool{fail}}, {0, []bool{ok}},
+	})
+	want := []string{"fail", "fail", "fail", "fail", "rejected"}
+	if diff := cmp.Diff(want, outcomes); diff != "" {
+		t.Errorf("outcomes (-want +got)\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{"closed->open@11s"}, events); diff != "" {
+		t.Errorf("transitions (-want +got)\n%s", diff)
+	}
+}
+
+func TestCircuitBreakerTimeWindowTransitions(t *testing.T) {
+	// Half-open and closing work as with a count-based window, and
+	// closing empties the window, failures still within WindowDuration
+	// included.
+	outcomes, events := runSteps(t, operators.BreakerConfig{
+		Name: "cb", WindowDuration: time.Minute, MinCalls: 2, CoolDown: time.Second, HalfOpenProbes: 2,
+	}, []step{
+		{0, []bool{fail, ok}},           // 1 of 2: 50 % opens at the success
+		{0, []bool{ok}},                 // rejected
+		{999 * ms, []bool{ok}},          // still open
+		{ms, []bool{ok, fail}},          // half-open: a probe fails
+		{0, []bool{ok}},                 // open again
+		{time.Second, []bool{ok}},       // half-open: one probe succeeds
+		{0, []bool{ok}},                 // the second: closed
+		{0, []bool{fail}},               // the window restarted: 1 call < MinCalls
+		{5 * time.Second, []bool{fail}}, // 2 of 2: open
+	})
+	want := []string{"fail", "ok", "rejected", "rejected", "ok", "fail", "rejected", "ok", "ok", "fail", "fail"}
+	if diff := cmp.Diff(want, outcomes); diff != "" {
+		t.Errorf("outcomes (-want +got)\n%s", diff)
+	}
+	wantEvents := []string{
+		"closed->open@0s", "open->half-open@1s", "half-open->open@1s",
+		"open->half-open@2s", "half-open->closed@2s", "closed->open@7s",
+	}
+	if diff := cmp.Diff(wantEvents, events); diff != "" {
+		t.Errorf("transitions (-want +got)\n%s", diff)
+	}
+}
+
+func TestCircuitBreakerTimeWindowIgnoresStaleResults(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cb := operators.NewCircuitBreaker(operators.BreakerConfig{
+			WindowDuration: time.Minute, MinCalls: 1, CoolDown: time.Second,
+		})
+		release := make(chan struct{})
+		slow := make(chan error)
+		go func() {
+			slow <- cb.Do(context.Background(), func(context.Context) error { <-release; return errBoom })
+		}()
+		synctest.Wait()
+		_ = cb.Do(context.Background(), func(context.Context) error { return errBoom }) // opens
+		time.Sleep(time.Second)
+		_ = cb.Do(context.Background(), func(context.Context) error { return nil }) // probe: closes
+		close(release)
+		<-slow // a failure admitted while closed, before the breaker opened
+		if got := cb.State(); got != operators.BreakerClosed {
+			t.Errorf("State() = %v, want closed: a stale failure was counted", got)
+		}
+	})
+}
+
+// windowModel is a naive reference for a breaker with a time-based
+// window and one probe: it keeps every call since the last close and
+// filters them by bucket at each call.
+type windowModel struct {
+	cfg      operators.BreakerConfig
+	state    operators.BreakerState
+	openedAt time.Duration
+	calls    []struct {
+		bucket int64
+		failed bool
+	}
+	events []string
+}
+
+func (m *windowModel) to(s operators.BreakerState, now time.Duration) {
+	m.events = append(m.events, fmt.Sprintf("%v->%v@%v", m.state, s, now))
+	m.state = s
+	m.openedAt = now
+	m.calls = m.calls[:0]
+}
+
+func (m *windowModel) call(now time.Duration, failed bool) string {
+	if m.state == operators.BreakerOpen && now-m.openedAt >= m.cfg.CoolDown {
+		m.to(operators.BreakerHalfOpen, now)
+	}
+	outcome := map[bool]string{false: "ok", true: "fail"}[failed]
+	switch m.state {
+	case operators.BreakerOpen:
+		return "rejected"
+	case operators.BreakerHalfOpen:
+		if failed {
+			m.to(operators.BreakerOpen, now)
+		} else {
+			m.to(operators.BreakerClosed, now)
+		}
+		return outcome
+	}
+	width := m.cfg.WindowDuration / time.Duration(m.cfg.WindowBuckets)
+	b := int64(now / width)
+	m.calls = append(m.calls, struct {
+		bucket int64
+		failed bool
+	}{b, failed})
+	calls, failures := 0, 0
+	for _, c := range m.calls {
+		if c.bucket > b-int64(m.cfg.WindowBuckets) {
+			calls++
+			if c.failed {
+				failures++
+			}
+		}
+	}
+	if calls >= m.cfg.MinCalls && float64(failures) >= m.cfg.FailureRate*float64(calls) {
+		m.to(operators.BreakerOpen, now)
+	}
+	return outcome
+}
+
+func TestCircuitBreakerTimeWindowModel(t *testing.T) {
+	// Random scripts against the naive model: gaps around the bucket
+	// width and the window, bursts, long silences.
+	cfg := operators.BreakerConfig{
+		WindowDuration: 4 * time.Second, WindowBuckets: 4, MinCalls: 3, FailureRate: 0.6, CoolDown: 1500 * ms,
+	}
+	gaps := []time.Duration{0, 0, 0, 1, 100 * ms, 999 * ms, time.Second, 1001 * ms, 2500 * ms, 3 * time.Second,
+		4*time.Second - 1, 4 * time.Second, 7 * time.Second, time.Hour}
+	for seed := range uint64(50) {
+		r := rand.New(rand.NewPCG(seed, 1))
+		var steps []step
+		for range 200 {
+			s := step{wait: gaps[r.IntN(len(gaps))]}
+			for range 1 + r.IntN(3) {
+				s.calls = append(s.calls, r.IntN(2) == 0)
+			}
+			steps = append(steps, s)
+		}
+		m := &windowModel{cfg: cfg}
+		var now time.Duration
+		var want []string
+		for _, s := range steps {
+			now += s.wait
+			for _, f := range s.calls {
+				want = append(want, m.call(now, f))
+			}
+		}
+		outcomes, events := runSteps(t, cfg, steps)
+		if diff := cmp.Diff(want, outcomes); diff != "" {
+			t.Fatalf("seed %d: outcomes (-model +breaker)\n%s", seed, diff)
+		}
+		if diff := cmp.Diff(m.events, events); diff != "" {
+			t.Fatalf("seed %d: transitions (-model +breaker)\n%s", seed, diff)
+		}
+		if len(m.events) < 10 {
+			t.Fatalf("seed %d: only %d transitions: the script does not exercise the breaker", seed, len(m.events))
+		}
+	}
+}
+
+func TestCircuitBreakerTimeWindowConcurrentUse(t *testing.T) {
+	// Many goroutines through one breaker under -race, on the real clock
+	// with buckets of 1ms: every call is either made or rejected, and the
+	// counts add up.
+	cb := operators.NewCircuitBreaker(operators.BreakerConfig{
+		WindowDuration: 10 * ms, WindowBuckets: 10, MinCalls: 5, CoolDown: ms,
+	})
+	var mu sync.Mutex
+	counts := map[string]int{}
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 500 {
+				err := cb.Do(context.Background(), func(context.Context) error {
+					if (g+i)%3 == 0 {
+						return errBoom
+					}
+					return nil
+				})
+				k := "ok"
+				switch {
+				case errors.Is(err, operators.ErrCircuitOpen):
+					k = "rejected"
+				case err != nil:
+					k = "fail"
+				}
+				mu.Lock()
+				counts[k]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if got := counts["ok"] + counts["fail"] + counts["rejected"]; got != 4000 {
+		t.Errorf("outcomes %v add up to %d, want 4000", counts, got)
+	}
+}
+
+func TestCircuitBreakerTimeWindowPanics(t *testing.T) {
+	const prefix = "sluice: NewCircuitBreaker: BreakerConfig."
+	tests := []struct {
+		name string
+		cfg  operators.BreakerConfig
+		want string
+	}{
+		{"negative duration", operators.BreakerConfig{WindowDuration: -1}, "WindowDuration < 0"},
+		{"negative buckets", operators.BreakerConfig{WindowDuration: time.Second, WindowBuckets: -1}, "WindowBuckets < 0"},
+		{"both windows", operators.BreakerConfig{Window: 10, WindowDuration: time.Second}, "Window and WindowDuration both set"},
+		{"buckets alone", operators.BreakerConfig{WindowBuckets: 10}, "WindowBuckets without WindowDuration"},
+		{"uneven buckets", operators.BreakerConfig{WindowDuration: time.Second, WindowBuckets: 7},
+			"WindowDuration not a multiple of WindowBuckets nanoseconds"},
+		{"uneven default buckets", operators.BreakerConfig{WindowDuration: 15},
+			"WindowDuration not a multiple of WindowBuckets nanoseconds"},
+		{"more buckets than nanoseconds", operators.BreakerConfig{WindowDuration: 5, WindowBuckets: 10},
+			"WindowDuration not a multiple of WindowBuckets nanoseconds"},
+		{"negative MinCalls", operators.BreakerConfig{WindowDuration: time.Second, MinCalls: -1}, "MinCalls < 0"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			defer func() {
+				if got, want := fmt.Sprint(recover()), prefix+tt.want; got != want {
+					t.Errorf("panic = %q, want %q", got, want)
+				}
+			}()
+			operators.NewCircuitBreaker(tt.cfg)
+		})
+	}
+}
+
+func TestCircuitBreakerTimeWindowValidConfigs(t *testing.T) {
+	// Edge values that are valid: they must not panic.
+	for _, cfg := range []operators.BreakerConfig{
+		{WindowDuration: 10},                               // ten buckets of 1ns
+		{WindowDuration: time.Minute, WindowBuckets: 60},   // one bucket per second
+		{WindowDuration: time.Second, WindowBuckets: 1},    // a fixed window
+		{WindowDuration: time.Second, MinCalls: 1000},      // MinCalls is not bounded by a count
+		{WindowDuration: 1, WindowBuckets: 1, MinCalls: 1}, // the smallest
+	} {
+		func() {
+			defer func() {
+				if r := recover(); r != nil {
+					t.Errorf("NewCircuitBreaker(%+v) panicked: %v", cfg, r)
+				}
+			}()
+			operators.NewCircuitBreaker(cfg)
+		}()
+	}
+}

@@ -50,7 +50,9 @@ func (s BreakerState) String() string {
 // WindowDuration (a time-based window, kept in WindowBuckets buckets);
 // after CoolDown it turns half-open on the next call and lets up to
 // HalfOpenProbes calls through, closing when they all succeed and
-// opening again at the first failure. See [BreakerConfig].
+// opening again at the first failure. With SlowCallDuration set it also
+// opens when the rate of slow calls reaches SlowCallRate, and a slow probe
+// counts as a failed one. See [BreakerConfig].
 //
 // Use it around the call of an async stage with [Protect]:
 //
@@ -72,7 +74,9 @@ func (s BreakerState) String() string {
 // nothing either. A time-based window adds a clock read per completed
 // call, and a call that completes after a quiet spell clears the buckets
 // that expired meanwhile: at most WindowBuckets of them, each cleared
-// once per bucket width whatever the call rate.
+// once per bucket width whatever the call rate. SlowCallDuration adds a
+// clock read at admission and one at completion (shared with the
+// time-based window's).
 type CircuitBreaker struct {
 	cfg     BreakerConfig
 	name    string
@@ -84,11 +88,13 @@ type CircuitBreaker struct {
 	state     BreakerState
 	gen       uint64 // bumped on every transition
 	window    []bool // count-based: true is a failure; a ring of the last calls
+	slowWin   []bool // count-based with SlowCallDuration: true is a slow call, beside window
 	pos       int
 	buckets   []breakerBucket // time-based: a ring of the last buckets, nil if count-based
 	head      int64           // time-based: the number of the current bucket, at buckets[head%len]
 	count     int             // calls in the window
 	failures  int             // failures in the window
+	slow      int             // slow calls in the window
 	openedAt  time.Time
 	probes    int // half-open: calls in flight
 	successes int // half-open: probes that succeeded
@@ -97,7 +103,7 @@ type CircuitBreaker struct {
 // breakerBucket counts the calls that completed during one bucket of a
 // time-based window.
 type breakerBucket struct {
-	calls, failures int
+	calls, failures, slow int
 }
 
 // NewCircuitBreaker returns a closed breaker. It panics with a sluice:
@@ -123,6 +129,12 @@ func NewCircuitBreaker(cfg BreakerConfig) *CircuitBreaker {
 		bad("HalfOpenProbes < 0")
 	case cfg.FailureRate != 0 && !(cfg.FailureRate > 0 && cfg.FailureRate <= 1):
 		bad("FailureRate outside (0, 1]")
+	case cfg.SlowCallDuration < 0:
+		bad("SlowCallDuration < 0")
+	case cfg.SlowCallRate != 0 && cfg.SlowCallDuration == 0:
+		bad("SlowCallRate without SlowCallDuration")
+	case cfg.SlowCallRate != 0 && !(cfg.SlowCallRate > 0 && cfg.SlowCallRate <= 1):
+		bad("SlowCallRate outside (0, 1]")
 	}
 	timed := cfg.WindowDuration != 0
 	if timed {
@@ -149,6 +161,9 @@ func NewCircuitBreaker(cfg BreakerConfig) *CircuitBreaker {
 	if cfg.FailureRate == 0 {
 		cfg.FailureRate = 0.5
 	}
+	if cfg.SlowCallDuration != 0 && cfg.SlowCallRate == 0 {
+		cfg.SlowCallRate = 1
+	}
 	if cfg.CoolDown == 0 {
 		cfg.CoolDown = 5 * time.Second
 	}
@@ -173,6 +188,9 @@ func NewCircuitBreaker(cfg BreakerConfig) *CircuitBreaker {
 		cb.buckets = make([]breakerBucket, cfg.WindowBuckets)
 	} else {
 		cb.window = make([]bool, cfg.Window)
+		if cfg.SlowCallDuration != 0 {
+			cb.slowWin = make([]bool, cfg.Window)
+		}
 	}
 	return cb
 }
@@ -197,15 +215,16 @@ func (cb *CircuitBreaker) Do(ctx context.Context, fn func(ctx context.Context) e
 	if err != nil {
 		return err
 	}
+	start := cb.start()
 	done := false
 	defer func() {
 		if !done {
-			cb.release(gen, true) // fn panicked
+			cb.release(gen, start, true) // fn panicked
 		}
 	}()
 	err = fn(ctx)
 	done = true
-	cb.release(gen, err != nil && cb.cfg.IsFailure(err))
+	cb.release(gen, start, err != nil && cb.cfg.IsFailure(err))
 	return err
 }
 
@@ -229,11 +248,24 @@ func (cb *CircuitBreaker) acquire() (uint64, error) {
 	return 0, cb.openErr
 }
 
-// release records the result of a call admitted in generation gen.
-func (cb *CircuitBreaker) release(gen uint64, failed bool) {
-	var now time.Duration
-	if cb.buckets != nil {
-		now = time.Since(cb.origin) // off the lock; recordTimedLocked copes with races
+// start returns the time at which an admitted call starts, if the
+// breaker times calls, and the zero Time otherwise.
+func (cb *CircuitBreaker) start() time.Time {
+	if cb.cfg.SlowCallDuration == 0 {
+		return time.Time{}
+	}
+	return time.Now()
+}
+
+// release records the result of a call admitted in generation gen and
+// started at start (see cb.start).
+func (cb *CircuitBreaker) release(gen uint64, start time.Time, failed bool) {
+	var now time.Duration // since cb.origin, for a time-based window
+	slow := false
+	if cb.buckets != nil || cb.cfg.SlowCallDuration != 0 {
+		t := time.Now() // off the lock; recordTimedLocked copes with races
+		now = t.Sub(cb.origin)
+		slow = cb.cfg.SlowCallDuration != 0 && t.Sub(start) > cb.cfg.SlowCallDuration
 	}
 	cb.mu.Lock()
 	defer cb.mu.Unlock()
@@ -243,27 +275,36 @@ func (cb *CircuitBreaker) release(gen uint64, failed bool) {
 	switch cb.state {
 	case BreakerClosed:
 		if cb.buckets != nil {
-			cb.recordTimedLocked(now, failed)
+			cb.recordTimedLocked(now, failed, slow)
 			return
 		}
 		if cb.count == len(cb.window) {
 			if cb.window[cb.pos] {
 				cb.failures--
 			}
+			if cb.slowWin != nil && cb.slowWin[cb.pos] {
+				cb.slow--
+			}
 		} else {
 			cb.count++
 		}
 		cb.window[cb.pos] = failed
+		if cb.slowWin != nil {
+			cb.slowWin[cb.pos] = slow
+		}
 		cb.pos = (cb.pos + 1) % len(cb.window)
+		if slow {
+			cb.slow++
+		}
 		if failed {
 			cb.failures++
-			if cb.count >= cb.cfg.MinCalls && float64(cb.failures) >= cb.cfg.FailureRate*float64(cb.count) {
-				cb.toLocked(BreakerOpen)
-			}
+		}
+		if failed || slow {
+			cb.tripLocked()
 		}
 	case BreakerHalfOpen:
 		cb.probes--
-		if failed {
+		if failed || slow {
 			cb.toLocked(BreakerOpen)
 			return
 		}
@@ -277,7 +318,7 @@ func (cb *CircuitBreaker) release(gen uint64, failed bool) {
 // recordTimedLocked records in a time-based window the outcome of a call
 // that completed at now (since cb.origin), and opens the breaker if the
 // rate is reached. cb.mu must be held.
-func (cb *CircuitBreaker) recordTimedLocked(now time.Duration, failed bool) {
+func (cb *CircuitBreaker) recordTimedLocked(now time.Duration, failed, slow bool) {
 	// A call whose clock read raced with a later one's is counted in the
 	// later one's bucket: the ring only moves forward.
 	if e := int64(now / cb.width); e > cb.head {
@@ -290,7 +331,22 @@ func (cb *CircuitBreaker) recordTimedLocked(now time.Duration, failed bool) {
 		b.failures++
 		cb.failures++
 	}
-	if cb.count >= cb.cfg.MinCalls && float64(cb.failures) >= cb.cfg.FailureRate*float64(cb.count) {
+	if slow {
+		b.slow++
+		cb.slow++
+	}
+	cb.tripLocked()
+}
+
+// tripLocked opens the breaker if the window holds MinCalls and its
+// failure or slow-call rate is reached. cb.mu must be held.
+func (cb *CircuitBreaker) tripLocked() {
+	if cb.count < cb.cfg.MinCalls {
+		return
+	}
+	n := float64(cb.count)
+	if float64(cb.failures) >= cb.cfg.FailureRate*n ||
+		cb.cfg.SlowCallDuration != 0 && float64(cb.slow) >= cb.cfg.SlowCallRate*n {
 		cb.toLocked(BreakerOpen)
 	}
 }
@@ -302,12 +358,13 @@ func (cb *CircuitBreaker) advanceLocked(e int64) {
 	n := int64(len(cb.buckets))
 	if e-cb.head >= n {
 		clear(cb.buckets) // the whole window has expired
-		cb.count, cb.failures = 0, 0
+		cb.count, cb.failures, cb.slow = 0, 0, 0
 	} else {
 		for i := cb.head + 1; i <= e; i++ {
 			b := &cb.buckets[i%n]
 			cb.count -= b.calls
 			cb.failures -= b.failures
+			cb.slow -= b.slow
 			*b = breakerBucket{}
 		}
 	}
@@ -326,8 +383,9 @@ func (cb *CircuitBreaker) toLocked(to BreakerState) {
 		cb.openedAt = time.Now()
 	case BreakerClosed:
 		clear(cb.window)
+		clear(cb.slowWin)
 		clear(cb.buckets)
-		cb.pos, cb.count, cb.failures = 0, 0, 0
+		cb.pos, cb.count, cb.failures, cb.slow = 0, 0, 0, 0
 	}
 	if h := cb.cfg.OnStateChange; h != nil {
 		h(from, to)
@@ -361,15 +419,16 @@ func Protect[T, R any](cb *CircuitBreaker, f func(ctx context.Context, v T) (R, 
 			}
 			return r, err
 		}
+		start := cb.start()
 		done := false
 		defer func() {
 			if !done {
-				cb.release(gen, true) // f panicked
+				cb.release(gen, start, true) // f panicked
 			}
 		}()
 		r, err = f(ctx, v)
 		done = true
-		cb.release(gen, err != nil && cb.cfg.IsFailure(err))
+		cb.release(gen, start, err != nil && cb.cfg.IsFailure(err))
 		return r, err
 	}
 }

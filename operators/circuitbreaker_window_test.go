@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"testing"
@@ -16,7 +17,8 @@ import (
 )
 
 // This file tests the time-based window of CircuitBreaker
-// (BreakerConfig.WindowDuration). The harness is circuitbreaker_test.go's.
+// (BreakerConfig.WindowDuration) and slow calls (SlowCallDuration). The
+// harness is circuitbreaker_test.go's.
 
 // step is one move of a breaker script: wait, then make the calls.
 type step struct {
@@ -24,21 +26,65 @@ type step struct {
 	calls []bool // true: a call that fails
 }
 
+// timedStep is a step whose calls take time.
+type timedStep struct {
+	wait  time.Duration
+	calls []timedCall
+}
+
+// timedCall is a call that takes took, then fails if fail is set.
+type timedCall struct {
+	fail bool
+	took time.Duration
+}
+
 // runSteps runs the steps on a fresh breaker under synctest and returns
 // the outcome of every call, and the transitions with their times.
 func runSteps(t *testing.T, cfg operators.BreakerConfig, steps []step) (outcomes, events []string) {
+	t.Helper()
+	var ts []timedStep
+	for _, s := range steps {
+		var calls []timedCall
+		for _, f := range s.calls {
+			calls = append(calls, timedCall{fail: f})
+		}
+		ts = append(ts, timedStep{s.wait, calls})
+	}
+	return runTimedSteps(t, cfg, ts)
+}
+
+// runTimedSteps is runSteps with calls that take time.
+func runTimedSteps(t *testing.T, cfg operators.BreakerConfig, steps []timedStep) (outcomes, events []string) {
 	t.Helper()
 	synctest.Test(t, func(t *testing.T) {
 		h := newCBHarness(cfg)
 		for _, s := range steps {
 			time.Sleep(s.wait)
-			for _, f := range s.calls {
-				outcomes = append(outcomes, h.call(f))
+			for _, c := range s.calls {
+				outcomes = append(outcomes, h.callFor(c.fail, c.took))
 			}
 		}
 		events = h.events
 	})
 	return outcomes, events
+}
+
+// callFor is h.call with a call that takes d before it returns.
+func (h *cbHarness) callFor(fail bool, d time.Duration) string {
+	err := h.cb.Do(context.Background(), func(context.Context) error {
+		time.Sleep(d)
+		if fail {
+			return errBoom
+		}
+		return nil
+	})
+	switch {
+	case err == nil:
+		return "ok"
+	case errors.Is(err, operators.ErrCircuitOpen):
+		return "rejected"
+	}
+	return "fail"
 }
 
 const ok, fail = false, true
@@ -204,102 +250,210 @@ func TestCircuitBreakerTimeWindowIgnoresStaleResults(t *testing.T) {
 	})
 }
 
-// windowModel is a naive reference for a breaker with a time-based
-// window and one probe: it keeps every call since the last close and
-// filters them by bucket at each call.
-type windowModel struct {
+// breakerModel is a naive reference for a breaker with one probe and
+// either window, with or without slow calls: it keeps every call since
+// the last transition and finds the window's calls among them at each
+// call. Calls are made one at a time.
+type breakerModel struct {
 	cfg      operators.BreakerConfig
+	now      time.Duration
 	state    operators.BreakerState
 	openedAt time.Duration
-	calls    []struct {
-		bucket int64
-		failed bool
-	}
-	events []string
+	calls    []modelCall
+	events   []string
 }
 
-func (m *windowModel) to(s operators.BreakerState, now time.Duration) {
-	m.events = append(m.events, fmt.Sprintf("%v->%v@%v", m.state, s, now))
+type modelCall struct {
+	bucket       int64
+	failed, slow bool
+}
+
+func (m *breakerModel) to(s operators.BreakerState) {
+	m.events = append(m.events, fmt.Sprintf("%v->%v@%v", m.state, s, m.now))
 	m.state = s
-	m.openedAt = now
+	m.openedAt = m.now
 	m.calls = m.calls[:0]
 }
 
-func (m *windowModel) call(now time.Duration, failed bool) string {
-	if m.state == operators.BreakerOpen && now-m.openedAt >= m.cfg.CoolDown {
-		m.to(operators.BreakerHalfOpen, now)
+func (m *breakerModel) call(c timedCall) string {
+	if m.state == operators.BreakerOpen && m.now-m.openedAt >= m.cfg.CoolDown {
+		m.to(operators.BreakerHalfOpen)
 	}
-	outcome := map[bool]string{false: "ok", true: "fail"}[failed]
-	switch m.state {
-	case operators.BreakerOpen:
-		return "rejected"
-	case operators.BreakerHalfOpen:
-		if failed {
-			m.to(operators.BreakerOpen, now)
+	if m.state == operators.BreakerOpen {
+		return "rejected" // at once
+	}
+	m.now += c.took
+	outcome := map[bool]string{false: "ok", true: "fail"}[c.fail]
+	slow := m.cfg.SlowCallDuration != 0 && c.took > m.cfg.SlowCallDuration
+	if m.state == operators.BreakerHalfOpen {
+		if c.fail || slow {
+			m.to(operators.BreakerOpen)
 		} else {
-			m.to(operators.BreakerClosed, now)
+			m.to(operators.BreakerClosed)
 		}
 		return outcome
 	}
-	width := m.cfg.WindowDuration / time.Duration(m.cfg.WindowBuckets)
-	b := int64(now / width)
-	m.calls = append(m.calls, struct {
-		bucket int64
-		failed bool
-	}{b, failed})
-	calls, failures := 0, 0
-	for _, c := range m.calls {
-		if c.bucket > b-int64(m.cfg.WindowBuckets) {
-			calls++
-			if c.failed {
-				failures++
+	var bucket int64
+	if m.cfg.WindowDuration != 0 {
+		bucket = int64(m.now / (m.cfg.WindowDuration / time.Duration(m.cfg.WindowBuckets)))
+	}
+	m.calls = append(m.calls, modelCall{bucket, c.fail, slow})
+	var window []modelCall
+	if m.cfg.WindowDuration != 0 {
+		for _, c := range m.calls {
+			if c.bucket > bucket-int64(m.cfg.WindowBuckets) {
+				window = append(window, c)
 			}
 		}
+	} else {
+		window = m.calls[max(0, len(m.calls)-m.cfg.Window):]
+		if !c.fail && !slow {
+			return outcome // a count-based window judges at a failure or a slow call
+		}
 	}
-	if calls >= m.cfg.MinCalls && float64(failures) >= m.cfg.FailureRate*float64(calls) {
-		m.to(operators.BreakerOpen, now)
+	failures, slows := 0, 0
+	for _, c := range window {
+		if c.failed {
+			failures++
+		}
+		if c.slow {
+			slows++
+		}
+	}
+	n := float64(len(window))
+	if len(window) >= m.cfg.MinCalls && (float64(failures) >= m.cfg.FailureRate*n ||
+		m.cfg.SlowCallDuration != 0 && float64(slows) >= m.cfg.SlowCallRate*n) {
+		m.to(operators.BreakerOpen)
 	}
 	return outcome
 }
 
-func TestCircuitBreakerTimeWindowModel(t *testing.T) {
+func TestCircuitBreakerModel(t *testing.T) {
 	// Random scripts against the naive model: gaps around the bucket
-	// width and the window, bursts, long silences.
-	cfg := operators.BreakerConfig{
-		WindowDuration: 4 * time.Second, WindowBuckets: 4, MinCalls: 3, FailureRate: 0.6, CoolDown: 1500 * ms,
+	// width and the window, bursts, long silences, calls around the slow
+	// threshold.
+	const slow = 300 * ms
+	tests := []struct {
+		name string
+		cfg  operators.BreakerConfig
+	}{
+		{"time-based", operators.BreakerConfig{
+			WindowDuration: 4 * time.Second, WindowBuckets: 4, MinCalls: 3, FailureRate: 0.6, CoolDown: 1500 * ms,
+		}},
+		{"time-based with slow calls", operators.BreakerConfig{
+			WindowDuration: 4 * time.Second, WindowBuckets: 4, MinCalls: 3, FailureRate: 0.9, CoolDown: 1500 * ms,
+			SlowCallDuration: slow, SlowCallRate: 0.5,
+		}},
+		{"count-based", operators.BreakerConfig{
+			Window: 5, MinCalls: 3, FailureRate: 0.6, CoolDown: 1500 * ms,
+		}},
+		{"count-based with slow calls", operators.BreakerConfig{
+			Window: 5, MinCalls: 3, FailureRate: 0.9, CoolDown: 1500 * ms, SlowCallDuration: slow, SlowCallRate: 0.5,
+		}},
 	}
 	gaps := []time.Duration{0, 0, 0, 1, 100 * ms, 999 * ms, time.Second, 1001 * ms, 2500 * ms, 3 * time.Second,
 		4*time.Second - 1, 4 * time.Second, 7 * time.Second, time.Hour}
-	for seed := range uint64(50) {
-		r := rand.New(rand.NewPCG(seed, 1))
-		var steps []step
-		for range 200 {
-			s := step{wait: gaps[r.IntN(len(gaps))]}
-			for range 1 + r.IntN(3) {
-				s.calls = append(s.calls, r.IntN(2) == 0)
+	took := []time.Duration{0, 0, 0, slow, slow + 1, 2 * slow}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for seed := range uint64(50) {
+				r := rand.New(rand.NewPCG(seed, 1))
+				var steps []timedStep
+				for range 200 {
+					s := timedStep{wait: gaps[r.IntN(len(gaps))]}
+					for range 1 + r.IntN(3) {
+						c := timedCall{fail: r.IntN(2) == 0}
+						if tt.cfg.SlowCallDuration != 0 {
+							c.took = took[r.IntN(len(took))]
+						}
+						s.calls = append(s.calls, c)
+					}
+					steps = append(steps, s)
+				}
+				m := &breakerModel{cfg: tt.cfg}
+				if m.cfg.WindowDuration != 0 && m.cfg.WindowBuckets == 0 {
+					m.cfg.WindowBuckets = 10
+				}
+				var want []string
+				for _, s := range steps {
+					m.now += s.wait
+					for _, c := range s.calls {
+						want = append(want, m.call(c))
+					}
+				}
+				outcomes, events := runTimedSteps(t, tt.cfg, steps)
+				if diff := cmp.Diff(want, outcomes); diff != "" {
+					t.Fatalf("seed %d: outcomes (-model +breaker)\n%s", seed, diff)
+				}
+				if diff := cmp.Diff(m.events, events); diff != "" {
+					t.Fatalf("seed %d: transitions (-model +breaker)\n%s", seed, diff)
+				}
+				if len(m.events) < 10 {
+					t.Fatalf("seed %d: only %d transitions: the script does not exercise the breaker", seed, len(m.events))
+				}
 			}
-			steps = append(steps, s)
-		}
-		m := &windowModel{cfg: cfg}
-		var now time.Duration
-		var want []string
-		for _, s := range steps {
-			now += s.wait
-			for _, f := range s.calls {
-				want = append(want, m.call(now, f))
-			}
-		}
-		outcomes, events := runSteps(t, cfg, steps)
-		if diff := cmp.Diff(want, outcomes); diff != "" {
-			t.Fatalf("seed %d: outcomes (-model +breaker)\n%s", seed, diff)
-		}
-		if diff := cmp.Diff(m.events, events); diff != "" {
-			t.Fatalf("seed %d: transitions (-model +breaker)\n%s", seed, diff)
-		}
-		if len(m.events) < 10 {
-			t.Fatalf("seed %d: only %d transitions: the script does not exercise the breaker", seed, len(m.events))
-		}
+		})
 	}
+}
+
+func TestCircuitBreakerSlowCalls(t *testing.T) {
+	// A count-based window of 4 that opens at 2 slow calls in 4; failures
+	// alone would need 4 in 4. A call of exactly SlowCallDuration is not
+	// slow; a slow probe reopens the breaker.
+	outcomes, events := runTimedSteps(t, operators.BreakerConfig{
+		Window: 4, MinCalls: 4, FailureRate: 1, SlowCallDuration: 100 * ms, SlowCallRate: 0.5,
+		CoolDown: time.Second,
+	}, []timedStep{
+		{0, []timedCall{{ok, 100 * ms}, {fail, 0}, {ok, 100*ms + 1}, {fail, 0}}},  // 1 slow of 4
+		{0, []timedCall{{ok, 150 * ms}}},                                          // [fail, slow, fail, slow]: 2 of 4
+		{0, []timedCall{{ok, 0}}},                                                 // rejected
+		{time.Second, []timedCall{{ok, 200 * ms}}},                                // a slow probe
+		{time.Second, []timedCall{{ok, 100 * ms}}},                                // a probe in time: closed
+		{0, []timedCall{{ok, time.Second}, {ok, time.Second}, {ok, time.Second}}}, // the window restarted: 3 < MinCalls
+		{0, []timedCall{{ok, 0}}},                                                 // 3 slow of 4, judged at a slow call only
+		{0, []timedCall{{fail, time.Minute}}},                                     // a slow failure: [slow slow ok slow] is 3 of 4
+	})
+	want := []string{"ok", "fail", "ok", "fail", "ok", "rejected", "ok", "ok", "ok", "ok", "ok", "ok", "fail"}
+	if diff := cmp.Diff(want, outcomes); diff != "" {
+		t.Errorf("outcomes (-want +got)\n%s", diff)
+	}
+	wantEvents := []string{
+		"closed->open@350.000001ms", "open->half-open@1.350000001s", "half-open->open@1.550000001s",
+		"open->half-open@2.550000001s", "half-open->closed@2.650000001s", "closed->open@1m5.650000001s",
+	}
+	if diff := cmp.Diff(wantEvents, events); diff != "" {
+		t.Errorf("transitions (-want +got)\n%s", diff)
+	}
+}
+
+func TestCircuitBreakerSlowCallsTimeWindow(t *testing.T) {
+	// Slow calls expire with their bucket like failures. SlowCallRate 0
+	// means 1: every call in the window slow.
+	cfg := operators.BreakerConfig{
+		WindowDuration: 10 * time.Second, WindowBuckets: 10, MinCalls: 2, SlowCallDuration: time.Second,
+		CoolDown: time.Minute,
+	}
+	slowCall := []timedCall{{ok, 2 * time.Second}}
+	t.Run("close together", func(t *testing.T) {
+		_, events := runTimedSteps(t, cfg, []timedStep{{0, slowCall}, {6 * time.Second, slowCall}})
+		if diff := cmp.Diff([]string{"closed->open@10s"}, events); diff != "" {
+			t.Errorf("transitions (-want +got)\n%s", diff)
+		}
+	})
+	t.Run("spread out", func(t *testing.T) {
+		// The first completes at 2s and expires at 12s, as the second
+		// completes.
+		_, events := runTimedSteps(t, cfg, []timedStep{{0, slowCall}, {8 * time.Second, slowCall}})
+		if len(events) != 0 {
+			t.Errorf("transitions %q, want none", events)
+		}
+	})
+	t.Run("one fast call keeps it closed", func(t *testing.T) {
+		_, events := runTimedSteps(t, cfg, []timedStep{{0, slowCall}, {0, []timedCall{{ok, 0}}}, {0, slowCall}})
+		if len(events) != 0 {
+			t.Errorf("transitions %q, want none", events)
+		}
+	})
 }
 
 func TestCircuitBreakerTimeWindowConcurrentUse(t *testing.T) {
@@ -358,6 +512,14 @@ func TestCircuitBreakerTimeWindowPanics(t *testing.T) {
 		{"more buckets than nanoseconds", operators.BreakerConfig{WindowDuration: 5, WindowBuckets: 10},
 			"WindowDuration not a multiple of WindowBuckets nanoseconds"},
 		{"negative MinCalls", operators.BreakerConfig{WindowDuration: time.Second, MinCalls: -1}, "MinCalls < 0"},
+		{"negative slow duration", operators.BreakerConfig{SlowCallDuration: -1}, "SlowCallDuration < 0"},
+		{"slow rate alone", operators.BreakerConfig{SlowCallRate: 0.5}, "SlowCallRate without SlowCallDuration"},
+		{"slow rate above 1", operators.BreakerConfig{SlowCallDuration: time.Second, SlowCallRate: 1.5},
+			"SlowCallRate outside (0, 1]"},
+		{"negative slow rate", operators.BreakerConfig{SlowCallDuration: time.Second, SlowCallRate: -0.5},
+			"SlowCallRate outside (0, 1]"},
+		{"NaN slow rate", operators.BreakerConfig{SlowCallDuration: time.Second, SlowCallRate: math.NaN()},
+			"SlowCallRate outside (0, 1]"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -146,6 +146,29 @@ func ExampleBreakerConfig_windowDuration() {
 	// call: search: sluice: circuit open
 }
 
+// A breaker that treats a service that answers too late like one that
+// fails: a call that takes more than 1ms is slow, and the breaker opens
+// when every call in the window is slow (SlowCallRate 0 means 1), once
+// 2 are in it. The calls succeed, but the third is not made.
+func ExampleBreakerConfig_slowCalls() {
+	cb := operators.NewCircuitBreaker(operators.BreakerConfig{
+		Name: "search", Window: 10, MinCalls: 2, SlowCallDuration: time.Millisecond,
+		OnStateChange: func(from, to operators.BreakerState) { fmt.Println("breaker:", from, "->", to) },
+	})
+	for range 3 {
+		err := cb.Do(context.Background(), func(context.Context) error {
+			time.Sleep(2 * time.Millisecond)
+			return nil
+		})
+		fmt.Println("call:", err)
+	}
+	// Output:
+	// call: <nil>
+	// breaker: closed -> open
+	// call: <nil>
+	// call: search: sluice: circuit open
+}
+
 // The number of calls in flight adapts to the service's latency, between
 // a floor and a ceiling.
 func ExampleMapAsyncAdaptive() {

@@ -197,11 +197,12 @@ func defaultRetryable(err error) bool {
 //     WindowDuration − WindowDuration/WindowBuckets and at most
 //     WindowDuration after it completed. Bucket boundaries are fixed
 //     multiples of the bucket width from the breaker's construction.
-//     Memory is 16 bytes per bucket, whatever the call rate.
+//     Memory is 24 bytes per bucket, whatever the call rate.
 //
 // Invalid combinations panic in NewCircuitBreaker: Window and
 // WindowDuration both set; WindowBuckets without WindowDuration;
-// WindowDuration not a whole multiple of WindowBuckets nanoseconds.
+// WindowDuration not a whole multiple of WindowBuckets nanoseconds;
+// SlowCallRate without SlowCallDuration.
 type BreakerConfig struct {
 	// Name names the breaker in its errors; empty means "breaker#N".
 	Name string
@@ -217,7 +218,7 @@ type BreakerConfig struct {
 	WindowDuration time.Duration
 	// WindowBuckets is the number of buckets of a time-based window: the
 	// window forgets calls a bucket (WindowDuration / WindowBuckets) at a
-	// time, so more buckets make its edge sharper and cost 16 bytes each.
+	// time, so more buckets make its edge sharper and cost 24 bytes each.
 	// 0 means 10: the edge is within a tenth of WindowDuration; set it to
 	// the number of seconds in WindowDuration for Resilience4j's one
 	// bucket per second, or to 1 for a fixed window that restarts every
@@ -233,11 +234,27 @@ type BreakerConfig struct {
 	MinCalls int
 	// FailureRate opens the breaker when failures / calls in the window
 	// reach it; 0 means 0.5. Outside (0, 1] panics. A count-based window
-	// judges the rate when a failure is recorded; a time-based one, whose
-	// rate also changes as old calls expire, when any call is recorded
-	// (as Resilience4j does): a success may open it, when it brings the
-	// window to MinCalls or when older successes have expired.
+	// judges its rates when a failure or a slow call is recorded; a
+	// time-based one, whose rates also change as old calls expire, when
+	// any call is recorded (as Resilience4j does): a success may open it,
+	// when it brings the window to MinCalls or when older successes have
+	// expired.
 	FailureRate float64
+	// SlowCallDuration, if set, makes the breaker time its calls as
+	// well: a call that takes longer than SlowCallDuration, from its
+	// admission to its return, is slow, whether it succeeds or fails, and
+	// the breaker opens when slow calls / calls in the window reach
+	// SlowCallRate (Resilience4j's slowCallDurationThreshold), so that a
+	// service that answers too late is treated like one that fails. A
+	// slow failure counts in both rates. While half-open, a slow probe
+	// counts as a failed one. 0 means calls are not timed. Negative
+	// panics.
+	SlowCallDuration time.Duration
+	// SlowCallRate opens the breaker when slow calls / calls in the
+	// window reach it; 0 means 1 (every call slow, Resilience4j's
+	// default). Outside (0, 1] panics; set without SlowCallDuration
+	// panics.
+	SlowCallRate float64
 	// CoolDown is how long the breaker stays open before it lets probes
 	// through (half-open); 0 means 5s. Negative panics.
 	CoolDown time.Duration

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -124,6 +125,34 @@ func TestLoopFusionMatchesSubscriptionPath(t *testing.T) {
 			}, operators.Name("risky"))
 			return operators.Filter(risky, func(v int) bool { return v%2 == 0 }, operators.Name("even"))
 		}, outcome{Items: []int{0, 2, 4}, Err: "risky: sluice: panic: map 5"}},
+		{"keep panics in a map-filter pair over a slice", func() flow.Publisher[int] {
+			m := operators.Map(sources.Slice([]int{1, 2, 3, 4}), double, operators.Name("double"))
+			return operators.Filter(m, func(v int) bool {
+				if v == 6 {
+					panic("six")
+				}
+				return true
+			}, operators.Name("check"))
+		}, outcome{Items: []int{2, 4}, Err: "check: sluice: panic: six"}},
+		{"a pair over a range longer than one run", func() flow.Publisher[int] {
+			return operators.Filter(operators.Map(sources.Range(0, 200), double), func(v int) bool { return v%3 == 0 })
+		}, outcome{Items: multiplesOf6Below(400)}},
+		// reflect.MakeFunc functions share their code address, so the pair
+		// cannot tell them apart from the stack and records a phase.
+		{"map and filter made by reflect.MakeFunc", func() flow.Publisher[int] {
+			var f func(int) int
+			var keep func(int) bool
+			reflect.ValueOf(&f).Elem().Set(reflect.MakeFunc(reflect.TypeOf(f), func(a []reflect.Value) []reflect.Value {
+				if a[0].Int() == 7 {
+					panic("made map")
+				}
+				return []reflect.Value{reflect.ValueOf(int(a[0].Int()) * 2)}
+			}))
+			reflect.ValueOf(&keep).Elem().Set(reflect.MakeFunc(reflect.TypeOf(keep), func(a []reflect.Value) []reflect.Value {
+				return []reflect.Value{reflect.ValueOf(a[0].Int()%4 == 0)}
+			}))
+			return operators.Filter(operators.Map(sources.Range(0, 10), f, operators.Name("made")), keep, operators.Name("kept"))
+		}, outcome{Items: []int{0, 4, 8, 12}, Err: "made: sluice: panic: made map"}},
 		{"nested helper calls inside the user function", func() flow.Publisher[int] {
 			return operators.Filter(operators.Map(sources.Range(0, 10), double, operators.Name("double")), func(v int) bool {
 				return deepPanic(v, 3)
@@ -185,6 +214,57 @@ func TestLoopFusionStopsOnCancelWhileFilterRejects(t *testing.T) {
 			t.Errorf("filter called %d times, want 1001 (the source checks the stop flag before each item)", calls)
 		}
 	})
+}
+
+// A pair over a Range runs the range inside its own loop (fuse.RangeLoop)
+// and checks the stop flag once per run of 64 items for the items it
+// rejects: a cancel is seen at the end of the run it came in.
+func TestLoopFusionPairOverRangeStopsAtTheEndOfTheRun(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		calls := 0
+		none := operators.Filter(operators.Map(sources.Range(0, 1<<40), func(v int) int { return v }), func(v int) bool {
+			calls++
+			if v == 1000 {
+				cancel()
+				synctest.Wait() // let the context's AfterFunc set the stop flag
+			}
+			return false
+		})
+		n, err := sinks.Drain(ctx, none)
+		if !errors.Is(err, context.Canceled) || n != 0 {
+			t.Errorf("Drain = %d, %v; want 0, context.Canceled", n, err)
+		}
+		if calls != 1024 {
+			t.Errorf("filter called %d times, want 1024 (the end of the run 960..1023)", calls)
+		}
+	})
+}
+
+// A panic in the sink's own function under a pair over a Range passes
+// through unattributed, as on the subscription path.
+func TestLoopFusionPairOverRangeLeavesTheSinksPanicBare(t *testing.T) {
+	pub := operators.Filter(operators.Map(sources.Range(0, 100), func(v int) int { return v }, operators.Name("id")),
+		func(int) bool { return true }, operators.Name("all"))
+	err := sinks.ForEach(context.Background(), pub, func(v int) error {
+		if v == 70 {
+			panic("sink")
+		}
+		return nil
+	})
+	if got, want := fmt.Sprint(err), "sluice: panic: sink"; got != want {
+		t.Errorf("error = %q, want %q", got, want)
+	}
+}
+
+// multiplesOf6Below returns 0, 6, 12, … below n.
+func multiplesOf6Below(n int) []int {
+	var out []int
+	for v := 0; v < n; v += 6 {
+		out = append(out, v)
+	}
+	return out
 }
 
 // deepPanic panics for v == 6 from depth calls down.

@@ -104,6 +104,32 @@ func rangeRun(i, lim int, yield func(int) bool) (int, bool) {
 	return i, true
 }
 
+// FusedRange runs the range through body, the first layer's own loop, a
+// run of at most 64 ints at a time (see fuse.RangeLoop); a monitored run
+// publishes its counts between runs, as FusedLoop does.
+func (p rangePublisher) FusedRange(run *fuse.Run, body func(lo, hi int) (int, bool)) error {
+	monitored := run.Attach("range", p.name, probe.Source) != nil
+	for i := p.start; i < p.end; {
+		if monitored {
+			if k := int64(i - p.start); run.Due(k) {
+				run.Publish(k)
+			}
+		}
+		next, ok := body(i, min(i+64, p.end))
+		if !ok {
+			if monitored {
+				run.Publish(int64(next - p.start))
+			}
+			return nil
+		}
+		i = next
+	}
+	if monitored {
+		run.Publish(int64(p.end - p.start))
+	}
+	return nil
+}
+
 // fusedSlice is fusedRange over the items of a slice.
 func fusedSlice[T any](run *fuse.Run, items []T, yield func(T) bool) error {
 	for i := 0; i < len(items); {

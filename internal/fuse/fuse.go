@@ -31,7 +31,9 @@ type Loop[T any] interface {
 	// with (nil when it completes or is stopped). The sink's yield
 	// returns false once run.Stop is set; a stage that swallows an item
 	// (Filter) checks it itself instead, so a stream stops within one
-	// item of the flag being set even when nothing reaches the sink. A
+	// item of the flag being set even when nothing reaches the sink
+	// (within one run of at most 64 items for a layer that runs a
+	// [RangeLoop]'s items in its own loop). A
 	// panic in a user function propagates to the caller, which recovers
 	// it and asks [Run.Attribute] for the stage to name. Before calling
 	// the FusedLoop of the stage above it, a stage calls run.Attach once
@@ -55,9 +57,10 @@ type Run struct {
 }
 
 type layer struct {
-	entry uintptr       // code address of the closure
-	name  string        // stage name; "" for the sink
-	pick  func() string // for a closure that runs two stages' functions: which one ran last
+	entry uintptr            // code address of the closure
+	name  string             // stage name; "" for the sink
+	pick  func() string      // for a closure that runs two stages' functions: which one ran last
+	calls map[uintptr]string // LayerCalls: the stage of each function the closure calls
 }
 
 // NewRun returns a run that stops when stop is set and whose stages
@@ -158,10 +161,62 @@ func Layer[T any](r *Run, name string, fn func(T) bool) func(T) bool {
 
 // LayerPair is Layer for a closure that runs the user functions of two
 // stages (Map then Filter, fused): pick, called only after a panic, names
-// the stage whose function the closure entered last.
+// the stage whose function the closure entered last. It is the fallback
+// of [LayerCalls], for two functions that share their code.
 func LayerPair[T any](r *Run, pick func() string, fn func(T) bool) func(T) bool {
 	r.layers = append(r.layers, layer{entry: reflect.ValueOf(fn).Pointer(), pick: pick})
 	return fn
+}
+
+// Calls names the user functions that a layer's closure calls directly,
+// so that a panic is attributed to the stage whose function the closure
+// was calling, from the stack, without the closure recording anything per
+// item. Funcs are func values; Names the stages they belong to.
+type Calls struct {
+	Funcs []any
+	Names []string
+}
+
+// Distinct reports whether the functions have distinct code addresses,
+// which LayerCalls needs: func values made by reflect.MakeFunc, for
+// example, all share theirs.
+func (c Calls) Distinct() bool {
+	seen := make(map[uintptr]bool, len(c.Funcs))
+	for _, f := range c.Funcs {
+		e := reflect.ValueOf(f).Pointer()
+		if seen[e] {
+			return false
+		}
+		seen[e] = true
+	}
+	return true
+}
+
+// LayerCalls is Layer for fn, a closure of any type (a per-item function,
+// or the loop body that a source such as [RangeLoop] hands a run of items
+// to) that calls the user functions of one or more stages directly, as
+// c lists them (c.Distinct must hold). After a panic, the function that
+// fn was calling names the stage; the callee is read from the stack.
+func LayerCalls[F any](r *Run, c Calls, fn F) F {
+	l := layer{entry: reflect.ValueOf(fn).Pointer(), calls: make(map[uintptr]string, len(c.Funcs))}
+	for i, f := range c.Funcs {
+		l.calls[reflect.ValueOf(f).Pointer()] = c.Names[i]
+	}
+	l.name = c.Names[0] // a panic in fn's own code
+	r.layers = append(r.layers, l)
+	return fn
+}
+
+// RangeLoop is implemented by a source of consecutive ints (Range) that
+// can hand its items to the first layer a run at a time: body handles the
+// ints lo, …, hi-1 in a loop of its own, and returns where it stopped
+// (the index after the last item it took) and whether to go on; it must
+// return false once the run's Stop flag is set, checking it at least once
+// per call. A layer whose own loop runs the items saves the closure call
+// per item that FusedLoop costs. Runs have at most 64 items, so a
+// monitored source publishes its counts between runs as FusedLoop does.
+type RangeLoop interface {
+	FusedRange(run *Run, body func(lo, hi int) (next int, ok bool)) error
 }
 
 // Attribute returns the error for v, a value just recovered from a panic
@@ -192,16 +247,21 @@ func (r *Run) panicked() string {
 	pcs = pcs[:runtime.Callers(2, pcs)]
 	frames := runtime.CallersFrames(pcs)
 	depth, seenPanic := 0, false
+	var callee, prev uintptr // the function the panicking layer was calling
 	for {
 		f, more := frames.Next()
 		switch {
 		case !seenPanic:
 			seenPanic = f.Function == "runtime.gopanic"
 		case entries[f.Entry]:
+			if depth == 0 {
+				callee = prev
+			}
 			depth++
 		case depth > 0:
 			more = false // the chain of closures has ended
 		}
+		prev = f.Entry
 		if !more {
 			break
 		}
@@ -210,8 +270,13 @@ func (r *Run) panicked() string {
 		return ""
 	}
 	l := r.layers[len(r.layers)-depth]
-	if l.pick != nil {
+	switch {
+	case l.pick != nil:
 		return l.pick()
+	case l.calls != nil:
+		if name, ok := l.calls[callee]; ok {
+			return name
+		}
 	}
 	return l.name
 }

@@ -67,6 +67,33 @@ func TestSnapshotOfAFusedRun(t *testing.T) {
 	}
 }
 
+// The same pair over a Slice runs the slice's items in its own loop
+// (fuse.SliceLoop); the counts are the same.
+func TestSnapshotOfAFusedRunOverASlice(t *testing.T) {
+	reg := monitor.New("fused", monitor.Logger(nil))
+	defer reg.Close()
+	items := make([]int, 100)
+	for i := range items {
+		items[i] = i
+	}
+	double := operators.Map(sources.Slice(items, sources.Name("numbers")), func(v int) int { return v * 2 }, operators.Name("double"))
+	pub := operators.Filter(double, func(v int) bool { return v%4 == 0 }, operators.Name("fours"))
+	n, err := sinks.Drain(reg.Context(context.Background()), pub, sinks.Name("out"))
+	if n != 50 || err != nil {
+		t.Fatalf("Drain = %d, %v; want 50, nil", n, err)
+	}
+	const u = flow.Unbounded
+	want := []row{
+		{1, 4, 0, "out", "drain", monitor.StateCompleted, u, 50, u, 0, nil},
+		{2, 3, 1, "fours", "filter", monitor.StateCompleted, u, 50, u, 0, nil},
+		{3, 2, 2, "double", "map", monitor.StateCompleted, u, 100, u, 0, nil},
+		{4, 1, 3, "numbers", "slice", monitor.StateCompleted, u, 100, u, 0, nil},
+	}
+	if diff := cmp.Diff(want, rows(reg.Snapshot())); diff != "" {
+		t.Errorf("stages (-want +got)\n%s", diff)
+	}
+}
+
 func TestSnapshotOfASubscription(t *testing.T) {
 	reg := monitor.New("subscribed", monitor.Logger(nil))
 	defer reg.Close()

@@ -59,6 +59,9 @@ func (m mapLoop[T, R]) fusedLoopFiltered(run *fuse.Run, keep func(R) bool, keepN
 				return rl.FusedRange(run, fuse.LayerCalls(run, calls, ps.rangeBody(f)))
 			}
 		}
+		if sl, ok := m.loop.(fuse.SliceLoop[T]); ok {
+			return sl.FusedSlice(run, fuse.LayerCalls(run, calls, ps.sliceBody()))
+		}
 		return m.loop.FusedLoop(run, fuse.LayerCalls(run, calls, func(v T) bool {
 			r := ps.f(v)
 			if ps.keep(r) {
@@ -104,6 +107,25 @@ func (ps *pairState[T, R]) rangeBody(f func(int) R) func(lo, hi int) (int, bool)
 			}
 		}
 		return hi, !ps.stop.Load()
+	}
+}
+
+// sliceBody is rangeBody over a run of a slice's items. It returns a
+// closure, not a method value, so that the layer's frame is the one that
+// calls f and keep (a method value adds a wrapper frame).
+func (ps *pairState[T, R]) sliceBody() func(items []T) (int, bool) {
+	return func(items []T) (int, bool) {
+		for i, v := range items {
+			r := ps.f(v)
+			if ps.keep(r) {
+				if !ps.yield(r) {
+					return i + 1, false
+				}
+			} else {
+				ps.rejects++
+			}
+		}
+		return len(items), !ps.stop.Load()
 	}
 }
 

@@ -130,6 +130,27 @@ func (p rangePublisher) FusedRange(run *fuse.Run, body func(lo, hi int) (int, bo
 	return nil
 }
 
+// FusedSlice runs the slice through body, the first layer's own loop, a
+// run of at most 64 items at a time (see fuse.SliceLoop).
+func (p slicePublisher[T]) FusedSlice(run *fuse.Run, body func(items []T) (int, bool)) error {
+	monitored := run.Attach("slice", p.name, probe.Source) != nil
+	i := 0
+	for i < len(p.items) {
+		if monitored && run.Due(int64(i)) {
+			run.Publish(int64(i))
+		}
+		n, ok := body(p.items[i:min(i+64, len(p.items))])
+		i += n
+		if !ok {
+			break
+		}
+	}
+	if monitored {
+		run.Publish(int64(i))
+	}
+	return nil
+}
+
 // fusedSlice is fusedRange over the items of a slice.
 func fusedSlice[T any](run *fuse.Run, items []T, yield func(T) bool) error {
 	for i := 0; i < len(items); {

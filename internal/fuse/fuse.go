@@ -196,7 +196,9 @@ func (c Calls) Distinct() bool {
 // or the loop body that a source such as [RangeLoop] hands a run of items
 // to) that calls the user functions of one or more stages directly, as
 // c lists them (c.Distinct must hold). After a panic, the function that
-// fn was calling names the stage; the callee is read from the stack.
+// fn was calling names the stage; the callee is read from the stack. fn
+// must be a func literal: a method value adds a wrapper frame between the
+// layer and the functions it calls.
 func LayerCalls[F any](r *Run, c Calls, fn F) F {
 	l := layer{entry: reflect.ValueOf(fn).Pointer(), calls: make(map[uintptr]string, len(c.Funcs))}
 	for i, f := range c.Funcs {
@@ -217,6 +219,13 @@ func LayerCalls[F any](r *Run, c Calls, fn F) F {
 // monitored source publishes its counts between runs as FusedLoop does.
 type RangeLoop interface {
 	FusedRange(run *Run, body func(lo, hi int) (next int, ok bool)) error
+}
+
+// SliceLoop is [RangeLoop] for a source of the items of a slice (Slice,
+// Just): body handles items, a run of at most 64 of them, and returns how
+// many it took and whether to go on.
+type SliceLoop[T any] interface {
+	FusedSlice(run *Run, body func(items []T) (n int, ok bool)) error
 }
 
 // Attribute returns the error for v, a value just recovered from a panic

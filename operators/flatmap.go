@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/fuse"
 	"github.com/sluicego/sluice/internal/probe"
 	"github.com/sluicego/sluice/internal/ring"
 	"github.com/sluicego/sluice/internal/stage"
@@ -111,16 +112,43 @@ func (p *flatMapPublisher[T, R]) Subscribe(s flow.Subscriber[R]) {
 	x.drops.SetProbe(x.probe)
 	x.outer = &finLink{}
 	x.newq = ring.NewSPSC[*finInner[R]](p.concurrency)
-	p.src.Subscribe(&flatOuter[T, R]{x: x, f: p.f, prefetch: pf, concurrency: int64(p.concurrency)})
+	o := &flatOuter[T, R]{x: x, f: p.f, prefetch: pf, concurrency: int64(p.concurrency)}
+	if x.probe == nil {
+		// Unmonitored: inner loops may run inline (see inline). A
+		// monitored stage subscribes every inner publisher, so that each
+		// registers and the counts stay exact.
+		o.run = fuse.NewRun(nil, &x.halt) // no context: the layers attach nothing
+		o.yield = func(v R) bool { return o.deliver(v) }
+	}
+	p.src.Subscribe(o)
 }
 
 // flatOuter is FlatMap's subscriber to src. Its signals are serial; it
 // is the producer of x.newq.
+//
+// What FlatMap requests upstream, which the inline path must not change:
+// src is asked for concurrency items once downstream's OnSubscribe has
+// returned, then, in each drain pass, for one more per inner publisher
+// that the pass saw finish and drained (x.outerCredit); nothing else is
+// ever requested from src. A subscribed inner is asked for prefetch items
+// at its subscription and limit more each time limit of them have been
+// delivered (finInner.took). An inner run inline (see inline) is not
+// subscribed, so it is asked nothing: it is a fuse.Loop, cold and without
+// side effects of its own, run only when downstream's outstanding demand
+// covers its bound, and it finishes within the call, which credits src
+// with one item exactly as a subscribed inner that completed does.
 type flatOuter[T, R any] struct {
 	x           *fanIn[R]
 	f           func(T) flow.Publisher[R]
 	prefetch    int64
 	concurrency int64
+
+	// The inline path; run is nil when the stage is monitored. They are
+	// used only in OnNext, so serially.
+	run     *fuse.Run    // reused by every inline run (fuse.Run.Reset)
+	yield   func(R) bool // deliver, as the run's sink layer
+	sent    int64        // items the run in progress has delivered
+	inYield bool         // the run is in deliver: a panic there is not a layer's
 }
 
 // Context returns the context of the stage's downstream, naming the
@@ -154,6 +182,13 @@ func (o *flatOuter[T, R]) OnNext(v T) {
 		x.fail(fmt.Errorf("%s: %w", x.name, err))
 		return
 	}
+	if o.run != nil {
+		if l, ok := pub.(fuse.Loop[R]); ok {
+			if n, ok := fuse.BoundOf(l); ok && o.inline(l, n) {
+				return
+			}
+		}
+	}
 	in := newLazyInner(&x.finHub, o.prefetch, x.name, &x.drops)
 	in.fx = x
 	if !x.newq.Offer(in) {
@@ -163,6 +198,94 @@ func (o *flatOuter[T, R]) OnNext(v T) {
 	}
 	x.signal() // the loop takes in before any of its items can arrive
 	pub.Subscribe(in)
+}
+
+// inline is FlatMap's scalar fast path (Reactor's tryScalarSource,
+// widened to short synchronous inners): it runs l, an inner publisher
+// that yields at most bound items, as a plain loop on this goroutine,
+// delivering each item downstream at once, instead of subscribing to it.
+// It reports false, having done nothing, when it cannot; the caller then
+// subscribes to l as usual.
+//
+// It runs only when that is unobservable apart from speed. It needs the
+// drain-loop token, as tryEmit does, so delivery stays serial and the
+// hub's wip protocol is kept: a Request or Cancel from downstream (even
+// from inside its OnNext) only records its signal, and the drain after
+// the run acts on it. With the token held it needs the stream running
+// (no cancel, failure or end), downstream's outstanding demand at least
+// bound, so that it never delivers more than was requested (demand only
+// grows while the token is held), and, with Ordered, no earlier inner
+// still live or queued, so that outer order is kept. Without Ordered the
+// run may overtake items queued by other inners, an interleaving the
+// subscribed path allows too.
+//
+// The run ends as the subscribed inner would: its error (a MapErr error,
+// wrapped with that stage's name) fails the stream as the inner's
+// OnError does, and a panic in a fused layer becomes the
+// *flow.PanicError wrapped with the panicking stage's name
+// (fuse.Run.Attribute), the error that stage's subscriber sends. A
+// cancel, Request(n <= 0) or failure during the run stops it before the
+// next item (the fused layers see x.halt): the subscribed path cancels
+// the inner then. Either way the inner is done, and the outer is
+// credited one item, as when a subscribed inner finishes.
+func (o *flatOuter[T, R]) inline(l fuse.Loop[R], bound int64) bool {
+	x := o.x
+	if x.demand.Load() < bound || x.wip.Load() != 0 || !x.wip.CompareAndSwap(0, 1) {
+		return false
+	}
+	x.takeNew()
+	if x.state.Load() != finReady || x.cut || x.finished || x.demand.Load() < bound ||
+		(x.ordered && len(x.active) != 0) {
+		x.pass()
+		x.drain(1)
+		return false
+	}
+	if err := o.runLoop(l); err != nil {
+		x.setErr(err)
+	}
+	x.outerCredit++
+	x.pass()
+	x.drain(1)
+	return true
+}
+
+// runLoop runs l with deliver as its sink and returns the error it ended
+// with. It recovers a panic of a fused layer, as a sink's fused run does
+// (sinks.runFused); a panic in downstream's OnNext (rule 2.13) is raised
+// again, as it propagates from a subscribed inner.
+func (o *flatOuter[T, R]) runLoop(l fuse.Loop[R]) (err error) {
+	run := o.run
+	run.Reset()
+	o.sent = 0
+	defer func() {
+		v := recover()
+		o.x.demand.Produced(o.sent)
+		if v != nil {
+			if o.inYield {
+				panic(v)
+			}
+			err = run.Attribute(v) // the stack still holds the panic's frames
+		}
+	}()
+	return l.FusedLoop(run, fuse.Layer(run, "", o.yield))
+}
+
+// deliver is the sink of an inline run: it delivers v downstream, and
+// tells the run to stop once the stream is no longer running. An item
+// that meets a stream already stopping is dropped, as the subscribed path
+// drops it from the inner's ring.
+func (o *flatOuter[T, R]) deliver(v R) bool {
+	x := o.x
+	o.inYield = true
+	if x.state.Load()&x.stopMask != 0 {
+		x.drops.Drop(v, flow.ReasonCancelled)
+		o.inYield = false
+		return false
+	}
+	x.down.OnNext(v)
+	o.sent++
+	o.inYield = false
+	return x.state.Load() == finReady
 }
 
 // call runs f under a deferred recover.

@@ -25,11 +25,18 @@ import (
 // source only; a layer that does not pass on every item counts what it
 // rejects, on the rejecting path, and fuse.Run.Publish derives every
 // stage's delivered count from those (see internal/fuse).
+//
+// Map, MapErr, Filter and Tap loops report the bound of their source loop
+// as theirs (fuse.Bounded): one item out per item in, or fewer. FlatMap
+// runs an inner publisher inline only under that bound (flatmap.go).
 
 type mapLoop[T, R any] struct {
 	*mapPublisher[T, R]
 	loop fuse.Loop[T]
 }
+
+// FusedBound returns the bound of the source loop (see fuse.Bounded).
+func (m mapLoop[T, R]) FusedBound() (int64, bool) { return fuse.BoundOf(m.loop) }
 
 func (m mapLoop[T, R]) FusedLoop(run *fuse.Run, yield func(R) bool) error {
 	f := m.f
@@ -144,6 +151,9 @@ type mapErrLoop[T, R any] struct {
 	loop fuse.Loop[T]
 }
 
+// FusedBound returns the bound of the source loop (see fuse.Bounded).
+func (m mapErrLoop[T, R]) FusedBound() (int64, bool) { return fuse.BoundOf(m.loop) }
+
 func (m mapErrLoop[T, R]) FusedLoop(run *fuse.Run, yield func(R) bool) error {
 	f := m.f
 	if st := run.Attach("maperr", m.name, probe.Operator); st != nil {
@@ -190,6 +200,9 @@ type mapFilterer[T any] interface {
 	fusedLoopFiltered(run *fuse.Run, keep func(T) bool, keepName string, yield func(T) bool) error
 }
 
+// FusedBound returns the bound of the source loop (see fuse.Bounded).
+func (m filterLoop[T]) FusedBound() (int64, bool) { return fuse.BoundOf(m.loop) }
+
 func (m filterLoop[T]) FusedLoop(run *fuse.Run, yield func(T) bool) error {
 	if mf, ok := m.loop.(mapFilterer[T]); ok {
 		return mf.fusedLoopFiltered(run, m.keep, m.name, yield)
@@ -212,6 +225,9 @@ type tapLoop[T any] struct {
 	*tapPublisher[T]
 	loop fuse.Loop[T]
 }
+
+// FusedBound returns the bound of the source loop (see fuse.Bounded).
+func (m tapLoop[T]) FusedBound() (int64, bool) { return fuse.BoundOf(m.loop) }
 
 func (m tapLoop[T]) FusedLoop(run *fuse.Run, yield func(T) bool) error {
 	fn := m.fn

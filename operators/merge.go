@@ -50,7 +50,12 @@ type finHub struct {
 	badOnce atomic.Bool
 	badN    int64 // written before finBad
 	err     atomic.Pointer[error]
-	pass    func()
+	// halt is set with finCancelled, finBad and finFailed: the stream
+	// is ending. It is the stop flag of FlatMap's inline runs (see
+	// flatOuter.inline), which a fused Filter checks on the items it
+	// rejects.
+	halt atomic.Bool
+	pass func()
 	// recheck, if set, reports whether items were published that the
 	// loop must look at; it runs after the loop has released the token
 	// (see signal), so it may read only goroutine-safe state.
@@ -148,6 +153,7 @@ func (h *finHub) Request(n int64) {
 		if h.badOnce.CompareAndSwap(false, true) {
 			h.badN = n
 			h.state.Or(finBad)
+			h.halt.Store(true)
 		}
 	} else {
 		h.demand.Add(n)
@@ -159,6 +165,7 @@ func (h *finHub) Request(n int64) {
 // drops what is queued and forgets the subscriber.
 func (h *finHub) Cancel() {
 	if h.state.Or(finCancelled)&finCancelled == 0 {
+		h.halt.Store(true)
 		h.probe.End(probe.Cancelled)
 		h.signal()
 	}
@@ -177,6 +184,7 @@ func (h *finHub) fail(err error) {
 func (h *finHub) setErr(err error) {
 	if h.err.CompareAndSwap(nil, &err) {
 		h.state.Or(finFailed)
+		h.halt.Store(true)
 	}
 }
 

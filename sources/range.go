@@ -70,6 +70,9 @@ func (p rangePublisher) FusedLoop(run *fuse.Run, yield func(int) bool) error {
 	return nil
 }
 
+// FusedBound returns the count of the range (see fuse.Bounded).
+func (p rangePublisher) FusedBound() (int64, bool) { return int64(p.end - p.start), true }
+
 // fusedRange is the loop of a monitored fused Range: it publishes the
 // counts of the whole run (fuse.Run.Publish) when due, looked at once per
 // run of 64 items, between items. The runs themselves go through
@@ -346,6 +349,9 @@ func (p slicePublisher[T]) FusedLoop(run *fuse.Run, yield func(T) bool) error {
 	}
 	return nil
 }
+
+// FusedBound returns the length of the slice (see fuse.Bounded).
+func (p slicePublisher[T]) FusedBound() (int64, bool) { return int64(len(p.items)), true }
 
 func (p slicePublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)

@@ -41,11 +41,32 @@ type Loop[T any] interface {
 	FusedLoop(run *Run, yield func(T) bool) error
 }
 
+// Bounded is implemented by a [Loop] that can tell, before it runs, at
+// most how many items its FusedLoop yields: Range its count, Slice (and
+// Just) its length, Map and Tap the bound of their source, Filter and
+// MapErr that bound too, as an upper bound. FlatMap runs an inner
+// publisher as a loop only when downstream's demand covers its bound.
+type Bounded interface {
+	// FusedBound returns an upper bound on the number of items FusedLoop
+	// yields, or false when the loop cannot bound it.
+	FusedBound() (n int64, ok bool)
+}
+
+// BoundOf returns the bound of l when l implements [Bounded], and false
+// otherwise.
+func BoundOf(l any) (n int64, ok bool) {
+	if b, ok := l.(Bounded); ok {
+		return b.FusedBound()
+	}
+	return 0, false
+}
+
 // Run is the state that the layers of one fused run share.
 type Run struct {
 	// Stop is set when the sink's context is done.
 	Stop *atomic.Bool
 	ctx  context.Context
+	root context.Context // ctx as given to NewRun, for Reset
 
 	// The monitored stages, in the order they attached: the sink first,
 	// the source last. See Publish.
@@ -65,7 +86,20 @@ type layer struct {
 
 // NewRun returns a run that stops when stop is set and whose stages
 // register with the monitor registry that ctx carries, if any.
-func NewRun(ctx context.Context, stop *atomic.Bool) *Run { return &Run{ctx: ctx, Stop: stop} }
+func NewRun(ctx context.Context, stop *atomic.Bool) *Run { return &Run{ctx: ctx, root: ctx, Stop: stop} }
+
+// Reset readies r for another run with the same context and stop flag:
+// the layers and monitored stages of the last run are forgotten, and the
+// memory that held them is kept. A caller that runs many short loops one
+// after another (FlatMap, one per inner publisher) reuses one Run so that
+// a run allocates nothing of its own.
+func (r *Run) Reset() {
+	r.ctx = r.root
+	clear(r.chain)
+	r.chain = r.chain[:0]
+	clear(r.layers)
+	r.layers = r.layers[:0]
+}
 
 // link is one monitored stage of a run and how its delivered count
 // follows from the count of the stage above it.

@@ -92,24 +92,34 @@ func BenchmarkZip(b *testing.B) {
 }
 
 // BenchmarkFlatMap maps 1e6/per items to Range sources of per items.
+// Drain keeps 64 to 256 items requested, so an inner of one or two items
+// always runs inline, and one of 100 whenever the demand left covers it.
+// inner=1/subscribed hides the Range behind a flow.PublisherFunc, so that
+// FlatMap subscribes to it (the path every inner took before the inline
+// one); inner=just2 maps v to Just(v, v).
 func BenchmarkFlatMap(b *testing.B) {
-	for _, per := range []int{1, 100} {
-		for _, ordered := range []bool{false, true} {
-			b.Run(fmt.Sprintf("inner=%d/ordered=%v", per, ordered), func(b *testing.B) {
-				opts := []operators.Option{}
-				if ordered {
-					opts = append(opts, operators.Ordered())
-				}
-				n := benchItems / per
-				pub := operators.FlatMap(sources.Range(0, n), func(v int) flow.Publisher[int] {
-					return sources.Range(v*per, per)
-				}, opts...)
-				for b.Loop() {
-					fiDrain(b, pub, n*per)
-				}
-				reportPerItem(b, n*per)
-			})
+	bench := func(name string, per int, ordered bool, inner func(v int) flow.Publisher[int]) {
+		b.Run(fmt.Sprintf("inner=%s/ordered=%v", name, ordered), func(b *testing.B) {
+			opts := []operators.Option{}
+			if ordered {
+				opts = append(opts, operators.Ordered())
+			}
+			n := benchItems / per
+			pub := operators.FlatMap(sources.Range(0, n), inner, opts...)
+			for b.Loop() {
+				fiDrain(b, pub, n*per)
+			}
+			reportPerItem(b, n*per)
+		})
+	}
+	for _, ordered := range []bool{false, true} {
+		for _, per := range []int{1, 100} {
+			bench(fmt.Sprint(per), per, ordered, func(v int) flow.Publisher[int] { return sources.Range(v*per, per) })
 		}
+		bench("1/subscribed", 1, ordered, func(v int) flow.Publisher[int] {
+			return flow.PublisherFunc[int](sources.Range(v, 1).Subscribe)
+		})
+		bench("just2", 2, ordered, func(v int) flow.Publisher[int] { return sources.Just(v, v) })
 	}
 }
 

@@ -92,6 +92,20 @@ func TestFanInConformance(t *testing.T) {
 					return sources.Error[int](errBoom)
 				}, operators.Ordered())
 			}},
+		{"FlatMap/inline inners",
+			// Inners of up to 2 items, fused loops, run inline when demand
+			// covers them: n items in all.
+			func(src source, n int) flow.Publisher[int] {
+				return operators.FlatMap(src(0, (n+1)/2), func(v int) flow.Publisher[int] {
+					m := operators.Map(sources.Range(0, min(2, n-2*v)), func(i int) int { return 2*v + i })
+					return operators.Filter(m, func(int) bool { return true })
+				}, operators.Concurrency(3))
+			},
+			func() flow.Publisher[int] {
+				return operators.FlatMap(sources.Range(0, 2), func(v int) flow.Publisher[int] {
+					return operators.MapErr(sources.Just(v), func(int) (int, error) { return 0, errBoom })
+				})
+			}},
 		{"MergePriority",
 			func(src source, n int) flow.Publisher[int] {
 				return operators.MergePriority([]operators.PrioritySource[int]{

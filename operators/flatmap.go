@@ -28,21 +28,42 @@ const (
 // src, whatever downstream asks for, and one more for each inner
 // publisher that has completed and whose items have all been delivered
 // (one request per drain pass, for all those the pass saw finish), so at
-// most n inner publishers are live at once. Each inner publisher gets its
-// own prefetch: P items at its subscription (the [Prefetch] option,
-// default 32) and L = P − P/4 more each time L of its items have been
-// delivered. A downstream Request(n) only allows n more deliveries.
+// most n inner publishers are live at once. Each subscribed inner
+// publisher gets its own prefetch: P items at its subscription (the
+// [Prefetch] option, default 32) and L = P − P/4 more each time L of its
+// items have been delivered; an inner run inline (see below) is asked for
+// nothing, and runs only when downstream's demand covers all its items. A
+// downstream Request(n) only allows n more deliveries.
 //
 // When it emits and what it buffers: f runs on src's goroutine, in
-// OnNext, and the inner publisher is subscribed there. Every finInner
-// publisher has a bounded ring of P items; one drain loop (see
-// [MergeWith]) delivers from the rings round-robin, as items arrive. With
-// [Ordered], it delivers the items of the inner publishers in the order
-// of the items of src that made them (Reactor's concatMap with eager
-// subscription): up to n inner publishers run at once, and those behind
-// the first one fill their rings and wait; a slot is given back to src
-// only when the first one is done and drained. Either way FlatMap holds at
-// most n × P items.
+// OnNext, and the inner publisher is subscribed there (or run inline, see
+// below). Every subscribed inner publisher has a bounded ring of P items;
+// one drain loop (see [MergeWith]) delivers from the rings round-robin,
+// as items arrive. With [Ordered], it delivers the items of the inner
+// publishers in the order of the items of src that made them (Reactor's
+// concatMap with eager subscription): up to n inner publishers run at
+// once, and those behind the first one fill their rings and wait; a slot
+// is given back to src only when the first one is done and drained.
+// Either way FlatMap holds at most n × P items.
+//
+// Inline inners: an inner publisher that is a synchronous loop of known
+// bound (sources.Range, Slice and Just, and [Map], [MapErr], [Filter] and
+// [Tap] over them; the bound is the source's length, for a Filter an
+// upper bound) is not subscribed
+// when that cannot be observed: the stage is not monitored, the drain
+// loop is idle and the stream running, downstream's outstanding demand is
+// at least the bound, and, with Ordered, no earlier inner publisher is
+// live or queued. FlatMap then runs it in OnNext as a plain loop, holding
+// the drain loop's token, and delivers each item at once (Reactor's
+// tryScalarSource, widened to short inners). Nothing else changes: the
+// same items with the same order guarantees, never more than downstream
+// requested, the same errors (an error of the inner, or a panic in one of
+// its functions as the *flow.PanicError wrapped with that stage's name,
+// exactly what the subscribed inner sends), cancellation between two
+// items, and src credited one item when the inner is done; only the
+// inner's functions (a Map's f, a Tap's fn) run as its items are
+// delivered, not ahead of demand as a subscribed inner's prefetch runs
+// them. Otherwise the inner is subscribed with its prefetch, as above.
 //
 // How it ends: OnComplete once src and every inner publisher have
 // completed and every item was delivered. An error from src or from an
@@ -54,19 +75,27 @@ const (
 // passed to the [OnDrop] hook (of the output type R).
 //
 // Options: [Name], [Concurrency], [Prefetch], [Ordered], [DelayError],
-// [OnDrop]. The subscription is goroutine-safe. Cost: when the drain loop
-// is idle and nothing is queued ahead of it, an inner item is delivered
-// at once by the goroutine that emits it; an inner's ring (P items) is
-// allocated only when it first has to queue. Per item of src: f, one
-// inner subscription and about 200 bytes; per inner item, as [MergeWith]
-// or less. On the 2-core reference machine (BenchmarkFlatMap), inner
-// Range sources of 100 items cost about 50 ns per item, and of one item
-// about 430 ns per item (the allocations of a subscription dominate).
+// [OnDrop]. The subscription is goroutine-safe. Cost: per item of src, f
+// and then either an inline run or a subscription. An inline run
+// allocates nothing beyond what f allocates (a boxed Range is one small
+// object; a Map over it allocates its per-item closure once per run),
+// costs a few atomic operations per run and one OnNext per item. A
+// subscribed inner costs about 200 bytes in a few objects; when the drain
+// loop is idle and nothing is queued ahead of it, its items are delivered
+// at once by the goroutine that emits them, and its ring (P items) is
+// allocated only when it first has to queue; per inner item, as
+// [MergeWith] or less. BenchmarkFlatMap/inner=1/subscribed measures the
+// subscribed path for one-item inners (about 430 ns per item on the
+// 2-core reference machine, the allocations of a subscription
+// dominating) and inner=1 the inline path, which allocates only the
+// boxed Range per item.
 // FlatMap panics if src or f is nil.
 //
 // Monitoring: when downstream's context carries a monitor registry, each
 // subscription registers as a "flatMap" stage, and src and every inner
-// publisher register under it; Buffered is not reported.
+// publisher register under it; Buffered is not reported. A monitored
+// stage subscribes every inner publisher, never runs one inline, so that
+// each inner registers and every stage's counts stay exact.
 func FlatMap[T, R any](src flow.Publisher[T], f func(T) flow.Publisher[R], opts ...Option) flow.Publisher[R] {
 	mustSource("FlatMap", src)
 	mustFunc("FlatMap", f == nil)

@@ -86,7 +86,9 @@ type layer struct {
 
 // NewRun returns a run that stops when stop is set and whose stages
 // register with the monitor registry that ctx carries, if any.
-func NewRun(ctx context.Context, stop *atomic.Bool) *Run { return &Run{ctx: ctx, root: ctx, Stop: stop} }
+func NewRun(ctx context.Context, stop *atomic.Bool) *Run {
+	return &Run{ctx: ctx, root: ctx, Stop: stop}
+}
 
 // Reset readies r for another run with the same context and stop flag:
 // the layers and monitored stages of the last run are forgotten, and the

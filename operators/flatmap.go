@@ -233,8 +233,8 @@ func (o *flatOuter[T, R]) OnNext(v T) {
 // widened to short synchronous inners): it runs l, an inner publisher
 // that yields at most bound items, as a plain loop on this goroutine,
 // delivering each item downstream at once, instead of subscribing to it.
-// It reports false, having done nothing, when it cannot; the caller then
-// subscribes to l as usual.
+// It reports false, having delivered nothing and run nothing of l, when
+// it cannot; the caller then subscribes to l as usual.
 //
 // It runs only when that is unobservable apart from speed. It needs the
 // drain-loop token, as tryEmit does, so delivery stays serial and the
@@ -291,6 +291,7 @@ func (o *flatOuter[T, R]) runLoop(l fuse.Loop[R]) (err error) {
 		o.x.demand.Produced(o.sent)
 		if v != nil {
 			if o.inYield {
+				o.inYield = false
 				panic(v)
 			}
 			err = run.Attribute(v) // the stack still holds the panic's frames

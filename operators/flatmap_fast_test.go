@@ -552,3 +552,31 @@ func TestFlatMapInlineOrderedWaitsForEarlierInners(t *testing.T) {
 		})
 	}
 }
+
+// A panic in downstream's OnNext (a rule 2.13 violation) is not a fused
+// layer's: it propagates to the caller, as from a subscribed inner.
+func TestFlatMapInlineDownstreamPanicPropagates(t *testing.T) {
+	for _, subscribed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("subscribed=%v", subscribed), func(t *testing.T) {
+			pub := operators.FlatMap(sources.Range(0, 3), func(v int) flow.Publisher[int] {
+				if subscribed {
+					return fmSubscribed(sources.Range(v, 1))
+				}
+				return sources.Range(v, 1)
+			})
+			sub := flow.SubscriberFuncs[int]{
+				Subscribe: func(s flow.Subscription) { s.Request(flow.Unbounded) },
+				Next: func(v int) {
+					if v == 1 {
+						panic("downstream")
+					}
+				},
+			}
+			err := flow.Catch(func() { pub.Subscribe(sub) })
+			var pe *flow.PanicError
+			if !errors.As(err, &pe) || pe.Value != "downstream" {
+				t.Errorf("Subscribe raised %v, want the panic downstream", err)
+			}
+		})
+	}
+}

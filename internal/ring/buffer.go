@@ -182,9 +182,11 @@ func (b *Buffer[T]) Emit(v T) Result {
 		b.Signal()
 		return r
 	}
-	// This goroutine owns the drain loop.
+	// This goroutine owns the drain loop. Look at the demand again: a
+	// drain loop that ran between the check above and Enter may have used
+	// it up.
 	var r Result
-	if !b.finished && !b.stopped.Load() && b.ring.Empty() {
+	if !b.finished && !b.stopped.Load() && b.demand.Load() != 0 && b.ring.Empty() {
 		b.stats.Produced.Add(1)
 		b.down.OnNext(v)
 		if !b.stopped.Load() {

@@ -118,16 +118,29 @@ func (r *Ring[T]) Empty() bool {
 
 // Len returns the number of items in the ring. It may be called from any
 // goroutine; it is exact when the producer and the consumer are idle, and
-// costs O(log Cap) atomic loads.
+// costs O(log Cap) atomic loads. While they are not, it never counts fewer
+// items than the ring held when Len was called, less those taken since.
 func (r *Ring[T]) Len() int {
-	h := r.head.Load()
+	for {
+		h := r.head.Load()
+		n := r.lenFrom(h)
+		// An item taken meanwhile frees its slot, which would read as a
+		// gap in the published prefix: look again from the new head.
+		if r.head.Load() == h {
+			return n
+		}
+	}
+}
+
+// lenFrom counts the published positions from h, given that no item is
+// taken meanwhile.
+func (r *Ring[T]) lenFrom(h uint64) int {
 	// Published positions form a prefix [h, tail) of [h, h+Cap]: find
 	// its end by binary search on the slots' sequence numbers.
-	lo, hi := h, h+r.capa // lo is published or == h; answer in [h, hi]
 	if !r.published(h) {
 		return 0
 	}
-	lo = h + 1
+	lo, hi := h+1, h+r.capa // answer in [lo, hi]
 	for lo < hi {
 		mid := lo + (hi-lo)/2
 		if r.published(mid) {

@@ -30,14 +30,20 @@ func TestPartitionConformance(t *testing.T) {
 			MaxElements: conformanceMax,
 		})
 	})
-	for _, policy := range []flow.Overflow{flow.Block, flow.DropNewest} {
-		t.Run("output 1 of 3, others drained, "+policy.String(), func(t *testing.T) {
+	for _, mode := range []string{"Block", "DropNewest", "EagerCancel"} {
+		t.Run("output 1 of 3, others drained, "+mode, func(t *testing.T) {
 			// Output 1 gets every third item of 3n: exactly n. The other
 			// outputs are subscribed first, so the run starts when the kit
 			// subscribes to output 1.
+			opts := []operators.Option{operators.Prefetch(4)}
+			switch mode {
+			case "DropNewest":
+				opts = append(opts, operators.OutputOverflow(flow.DropNewest, 0, 2))
+			case "EagerCancel":
+				opts = append(opts, operators.EagerCancel())
+			}
 			newOut := func(src flow.Publisher[int]) flow.Publisher[int] {
-				outs := operators.Partition(src, 3, func(i int) int { return i % 3 },
-					operators.OutputOverflow(policy, 0, 2), operators.Prefetch(4))
+				outs := operators.Partition(src, 3, func(i int) int { return i % 3 }, opts...)
 				kyDrain(outs[0])
 				kyDrain(outs[2])
 				return outs[1]

@@ -80,3 +80,24 @@ func ExampleFairByKey() {
 	// noisy:3
 	// noisy:4
 }
+
+// With EagerCancel, the first output to cancel ends the whole Partition:
+// once Take has its three even numbers, upstream is cancelled and the odd
+// output, which has requested nothing yet, completes at once; the items
+// queued for it are dropped.
+func ExampleEagerCancel() {
+	var dropped []int
+	outs := operators.Partition(sources.Range(0, 100), 2, func(v int) int { return v % 2 },
+		operators.EagerCancel(),
+		operators.OnDrop(func(v int, _ flow.DropReason) { dropped = append(dropped, v) }))
+	outs[1].Subscribe(flow.SubscriberFuncs[int]{ // not ready: requests nothing
+		Complete: func() { fmt.Println("odd: complete") },
+	})
+	even, _ := sinks.Collect(context.Background(), operators.Take(outs[0], 3))
+	fmt.Println("even:", even)
+	fmt.Println("dropped:", dropped)
+	// Output:
+	// odd: complete
+	// even: [0 2 4]
+	// dropped: [1 3]
+}

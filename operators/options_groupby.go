@@ -43,6 +43,25 @@ type outputOverflowOption struct {
 
 func (outputOverflowOption) apply(*stage.Config) {} // read by partitionPolicies
 
+// EagerCancel makes a [Partition] cancel its upstream as soon as the
+// subscriber of any output cancels (or calls Request(n <= 0)), like
+// Akka's Partition with eagerCancel, instead of once every output has
+// cancelled (the default). Every other output then completes at once,
+// without waiting for demand: the items queued for it are dropped with
+// flow.ReasonCancelled (Akka drops its pending element the same way), and
+// so are items that were already in flight from upstream. It has no
+// effect once upstream has ended: the outputs still receive their queued
+// items and upstream's terminal signal. Stages other than Partition
+// ignore it; [AutoCancel], for Broadcast and Balance, is the default
+// behaviour here (upstream is cancelled when the last output cancels).
+// Cost: one more indirect call per item delivered, to watch for the
+// cancel.
+func EagerCancel() Option { return eagerCancelOption{} }
+
+type eagerCancelOption struct{}
+
+func (eagerCancelOption) apply(*stage.Config) {} // read by keyedConfig
+
 // FailAtMaxGroups makes a [GroupBy] end with an error that matches
 // [ErrTooManyGroups] when an item with a new key arrives while maxGroups
 // groups are open, instead of waiting, with upstream backpressured, until
@@ -89,6 +108,7 @@ type keyedSettings struct {
 	failAtMax   bool
 	keyOverflow flow.Overflow
 	maxKeys     int
+	eagerCancel bool
 }
 
 func keyedConfig(opts []Option) keyedSettings {
@@ -101,6 +121,8 @@ func keyedConfig(opts []Option) keyedSettings {
 			k.keyOverflow = flow.Overflow(o)
 		case maxKeysOption:
 			k.maxKeys = int(o)
+		case eagerCancelOption:
+			k.eagerCancel = true
 		}
 	}
 	return k

@@ -28,7 +28,8 @@ const defaultKeyedPrefetch = 256
 // run, which starts its own subscription to src once its n outputs are
 // subscribed. A run ends when src ends (every output gets its terminal
 // signal, after its queued items), or when every output has cancelled
-// (src is cancelled then).
+// (src is cancelled then), or, with [EagerCancel], when one output
+// cancels.
 //
 // What it requests upstream: every output has a queue of P items (the
 // Prefetch option, default 256). Upstream is requested only what fits in
@@ -56,14 +57,21 @@ const defaultKeyedPrefetch = 256
 // after that output's queued items. A route that panics or returns an
 // index outside [0, n) ends every output with an error naming the stage
 // (a *flow.PanicError for a panic), after the queued items; upstream is
-// cancelled and the item is dropped with flow.ReasonError. Cancelling
-// one output does not stop the others: its queued items, and the items
-// routed to it afterwards, are dropped with flow.ReasonCancelled.
-// Request(n <= 0) on an output ends that output with
-// flow.NonPositiveRequestError.
+// cancelled and the item is dropped with flow.ReasonError. Request(n <= 0)
+// on an output ends that output with flow.NonPositiveRequestError; for
+// the rest of the stage it counts as a cancel of that output. Cancelling
+// one output drops its queued items with flow.ReasonCancelled. By
+// default it does not stop the others: the items routed to it afterwards
+// are dropped with flow.ReasonCancelled too, and upstream is cancelled
+// only once every output has cancelled or ended. With [EagerCancel],
+// while upstream is live, cancelling any output cancels upstream at once
+// and completes every other output at once, without waiting for demand:
+// the items queued for them, and those still arriving, are dropped with
+// flow.ReasonCancelled.
 //
 // Every dropped item is counted and passed to the OnDrop hook, one call at
-// a time per run. Options: [Name], [OnDrop], [Prefetch], [OutputOverflow].
+// a time per run. Options: [Name], [OnDrop], [Prefetch], [OutputOverflow],
+// [EagerCancel].
 // The returned publishers are goroutine-safe. Cost: per item, the route
 // call, a few atomic operations and, when the output has no demand, a
 // lock-free ring push and pop: about the cost of a Buffer under Block
@@ -85,6 +93,7 @@ func Partition[T any](src flow.Publisher[T], n int, route func(T) int, opts ...O
 		hook:     stage.DropHook[T](&cfg, name),
 		policies: policies,
 		prefetch: defaultKeyedPrefetch,
+		eager:    keyedConfig(opts).eagerCancel,
 	}
 	if cfg.Prefetch > 0 {
 		p.prefetch = cfg.Prefetch
@@ -103,6 +112,7 @@ type partition[T any] struct {
 	hook     func(T, flow.DropReason)
 	policies []flow.Overflow
 	prefetch int
+	eager    bool // EagerCancel
 	stats    ring.Stats
 
 	mu      sync.Mutex
@@ -153,9 +163,52 @@ func (o *partitionOutput[T]) Subscribe(s flow.Subscriber[T]) {
 		p.pending = deleteRun(p.pending, run)
 	}
 	p.mu.Unlock()
-	b.Attach(s)
+	if p.eager {
+		b.Attach(&partitionWatch[T]{down: s, run: run, b: b})
+	} else {
+		b.Attach(s)
+	}
 	if start {
 		p.src.Subscribe(run)
+	}
+}
+
+// partitionWatch sits between an output's queue b and its subscriber
+// under EagerCancel, to see the subscriber cancel.
+type partitionWatch[T any] struct {
+	down flow.Subscriber[T]
+	run  *partitionRun[T]
+	b    *ring.Buffer[T]
+}
+
+func (w *partitionWatch[T]) OnSubscribe(flow.Subscription) {
+	w.down.OnSubscribe(&partitionWatchSub[T]{run: w.run, b: w.b})
+}
+func (w *partitionWatch[T]) OnNext(v T)        { w.down.OnNext(v) }
+func (w *partitionWatch[T]) OnError(err error) { w.down.OnError(err); w.down = nil }
+func (w *partitionWatch[T]) OnComplete()       { w.down.OnComplete(); w.down = nil }
+
+// partitionWatchSub is the Subscription of an output under EagerCancel.
+// A Cancel or a non-positive Request after the output has ended does
+// nothing more than on any output (rules 3.6, 3.7).
+type partitionWatchSub[T any] struct {
+	run *partitionRun[T]
+	b   *ring.Buffer[T]
+}
+
+func (s *partitionWatchSub[T]) Request(n int64) {
+	live := n <= 0 && !s.b.Stopped()
+	s.b.Request(n)
+	if live {
+		s.run.outputCancelled()
+	}
+}
+
+func (s *partitionWatchSub[T]) Cancel() {
+	live := !s.b.Stopped()
+	s.b.Cancel()
+	if live {
+		s.run.outputCancelled()
 	}
 }
 
@@ -189,6 +242,8 @@ type partitionRun[T any] struct {
 	wip         flow.WIP
 	subscribed  atomic.Bool // upstream's OnSubscribe happened
 	ended       atomic.Bool // upstream ended, failed or was cancelled: request nothing more
+	cut         atomic.Bool // EagerCancel: an output cancelled
+	cutDone     atomic.Bool // EagerCancel: cancelAll ran
 
 	// request-loop-owned
 	unbounded bool // flow.Unbounded was requested
@@ -272,6 +327,33 @@ func (r *partitionRun[T]) mayRequest(out int64) bool {
 	return out == 0 || int64(r.p.prefetch)-out >= r.limit()
 }
 
+// outputCancelled is called, under EagerCancel, when the subscriber of an
+// output cancels or makes a non-positive request. It ends the run at
+// once, on the goroutine that cancelled, rather than from the request
+// loop: a synchronous upstream may be emitting from inside the loop's
+// Request, and would go on until that Request returns. Before upstream
+// has subscribed, OnSubscribe's request loop ends the run instead.
+func (r *partitionRun[T]) outputCancelled() {
+	r.cut.Store(true)
+	if r.subscribed.Load() {
+		r.cancelAll()
+	}
+}
+
+// cancelAll ends the run for EagerCancel, once: upstream is cancelled and
+// every output completes at once, its queued items dropped. It does
+// nothing once upstream has ended.
+func (r *partitionRun[T]) cancelAll() {
+	if r.ended.Load() || !r.cutDone.CompareAndSwap(false, true) {
+		return
+	}
+	r.ended.Store(true)
+	r.up.Cancel()
+	for _, b := range r.outs {
+		b.CompleteNow()
+	}
+}
+
 // onRoom is called by output b's drain loop after it delivered, and when
 // it ends.
 func (r *partitionRun[T]) onRoom(b *ring.Buffer[T]) {
@@ -352,6 +434,10 @@ func (r *partitionRun[T]) signal() {
 
 func (r *partitionRun[T]) requestMore() {
 	if !r.subscribed.Load() || r.ended.Load() {
+		return
+	}
+	if r.cut.Load() {
+		r.cancelAll() // an output cancelled before upstream subscribed
 		return
 	}
 	// Read outstanding before the queue lengths: an item in transit is

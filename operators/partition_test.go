@@ -304,6 +304,205 @@ func TestPartitionCancelledOutputDoesNotStopTheOthers(t *testing.T) {
 	}
 }
 
+// kySignals returns the signals s received, as strings.
+func kySignals[T any](s *flowtest.Subscriber[T]) []string {
+	var out []string
+	for _, sig := range s.Signals() {
+		out = append(out, sig.String())
+	}
+	return out
+}
+
+// Output 0 cancels (or requests 0) mid-stream, while output 1, which has
+// requested nothing, holds an item and output 2 has unbounded demand. The
+// source pushes what was requested of it, then completes. By default the
+// other outputs go on; with EagerCancel upstream is cancelled and the
+// other outputs complete at once, their queued and in-flight items
+// dropped.
+func TestPartitionOutputCancelsMidStream(t *testing.T) {
+	nonPositive := fmt.Sprintf("OnError(%v)", flow.NonPositiveRequestError(0))
+	for _, tc := range []struct {
+		name     string
+		eager    bool
+		stop     func(*flowtest.Subscriber[int])
+		out0     []string
+		out1     []string // before output 1 requests
+		out1Then []string // once output 1 has requested
+		out2     []string
+		drops    map[flow.DropReason][]int
+		requests []int64
+	}{
+		{
+			name: "default", stop: (*flowtest.Subscriber[int]).Cancel,
+			out0:     []string{"OnSubscribe", "OnNext(0)"},
+			out1:     []string{"OnSubscribe"},
+			out1Then: []string{"OnSubscribe", "OnNext(1)", "OnNext(4)", "OnNext(7)", "OnComplete"},
+			out2:     []string{"OnSubscribe", "OnNext(2)", "OnNext(5)", "OnNext(8)", "OnComplete"},
+			drops:    map[flow.DropReason][]int{flow.ReasonCancelled: {3, 6}},
+			requests: []int64{4, 3, 2, 1},
+		},
+		{
+			name: "EagerCancel", eager: true, stop: (*flowtest.Subscriber[int]).Cancel,
+			out0:     []string{"OnSubscribe", "OnNext(0)"},
+			out1:     []string{"OnSubscribe", "OnComplete"},
+			out1Then: []string{"OnSubscribe", "OnComplete"},
+			out2:     []string{"OnSubscribe", "OnComplete"}, // item 2 arrived after the cancel
+			drops:    map[flow.DropReason][]int{flow.ReasonCancelled: {1, 2, 3}},
+			requests: []int64{4},
+		},
+		{
+			name: "EagerCancel, Request(0)", eager: true, stop: func(s *flowtest.Subscriber[int]) { s.Request(0) },
+			out0:     []string{"OnSubscribe", "OnNext(0)", nonPositive},
+			out1:     []string{"OnSubscribe", "OnComplete"},
+			out1Then: []string{"OnSubscribe", "OnComplete"},
+			out2:     []string{"OnSubscribe", "OnComplete"},
+			drops:    map[flow.DropReason][]int{flow.ReasonCancelled: {1, 2, 3}},
+			requests: []int64{4},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var drops kyDrops
+			src := &fiManual[int]{}
+			opts := []operators.Option{operators.Prefetch(4), drops.option()}
+			if tc.eager {
+				opts = append(opts, operators.EagerCancel())
+			}
+			outs := operators.Partition[int](src, 3, mod3, opts...)
+			subs := []*flowtest.Subscriber[int]{
+				flowtest.NewSubscriber[int](t, flow.Unbounded),
+				flowtest.NewSubscriber[int](t, 0),
+				flowtest.NewSubscriber[int](t, flow.Unbounded),
+			}
+			for i := range outs {
+				outs[i].Subscribe(subs[i])
+			}
+			// Push what was requested, in this order; output 0 stops
+			// after its first item.
+			pushed := 0
+			for _, v := range []int{1, 0, 2, 3, 4, 5, 6, 7, 8} {
+				var requested int64
+				for _, r := range src.Requests() {
+					requested += r
+				}
+				if int64(pushed) == requested {
+					break
+				}
+				src.Push(v)
+				pushed++
+				if v == 0 {
+					tc.stop(subs[0])
+				}
+			}
+			src.End(nil)
+			got := [][]string{kySignals(subs[0]), kySignals(subs[1]), kySignals(subs[2])}
+			if diff := cmp.Diff([][]string{tc.out0, tc.out1, tc.out2}, got); diff != "" {
+				t.Errorf("signals of outputs 0, 1, 2 (-want +got):\n%s", diff)
+			}
+			subs[1].Request(flow.Unbounded)
+			if diff := cmp.Diff(tc.out1Then, kySignals(subs[1])); diff != "" {
+				t.Errorf("signals of output 1 once it requested (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.drops, drops.get()); diff != "" {
+				t.Errorf("drops (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.requests, src.Requests()); diff != "" {
+				t.Errorf("upstream requests (-want +got):\n%s", diff)
+			}
+			if src.Cancelled() != tc.eager {
+				t.Errorf("upstream cancelled %v, want %v", src.Cancelled(), tc.eager)
+			}
+			for i, s := range subs {
+				if v := s.Violations(); v != nil {
+					t.Errorf("output %d: %v", i, v)
+				}
+			}
+		})
+	}
+}
+
+// With EagerCancel and a synchronous source, which emits from inside
+// Partition's Request, the cancel takes effect at once: the source sees
+// it before its next item.
+func TestPartitionEagerCancelStopsASynchronousSourceAtOnce(t *testing.T) {
+	var drops kyDrops
+	src := &btSource{n: 100}
+	outs := operators.Partition[int](src, 2, func(i int) int { return i % 2 }, operators.EagerCancel(), drops.option())
+	a := flowtest.NewSubscriber[int](t, flow.Unbounded, flowtest.CancelAfter(2))
+	b := flowtest.NewSubscriber[int](t, 0)
+	outs[0].Subscribe(a)
+	outs[1].Subscribe(b)
+	got := [][]string{kySignals(a), kySignals(b)}
+	want := [][]string{{"OnSubscribe", "OnNext(0)", "OnNext(2)"}, {"OnSubscribe", "OnComplete"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("signals of outputs 0, 1 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[flow.DropReason][]int{flow.ReasonCancelled: {1}}, drops.get()); diff != "" {
+		t.Errorf("drops (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int64{256}, src.Requests()); diff != "" || src.Cancels() != 1 {
+		t.Errorf("upstream: cancels %d, want 1; requests (-want +got):\n%s", src.Cancels(), diff)
+	}
+}
+
+// With EagerCancel, an output that cancels before the run starts makes
+// the run cancel upstream as soon as it subscribes, before any request,
+// and complete the other outputs.
+func TestPartitionEagerCancelBeforeTheRunStarts(t *testing.T) {
+	src := &btSource{n: 10}
+	outs := operators.Partition[int](src, 3, mod3, operators.EagerCancel())
+	subs := []*flowtest.Subscriber[int]{
+		flowtest.NewSubscriber[int](t, flow.Unbounded),
+		flowtest.NewSubscriber[int](t, flow.Unbounded),
+		flowtest.NewSubscriber[int](t, flow.Unbounded),
+	}
+	outs[0].Subscribe(subs[0])
+	subs[0].Cancel()
+	outs[1].Subscribe(subs[1])
+	outs[2].Subscribe(subs[2])
+	got := [][]string{kySignals(subs[0]), kySignals(subs[1]), kySignals(subs[2])}
+	want := [][]string{{"OnSubscribe"}, {"OnSubscribe", "OnComplete"}, {"OnSubscribe", "OnComplete"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("signals of outputs 0, 1, 2 (-want +got):\n%s", diff)
+	}
+	if src.Requests() != nil || src.Cancels() != 1 {
+		t.Errorf("upstream requests %v, cancels %d; want none, 1", src.Requests(), src.Cancels())
+	}
+}
+
+// With EagerCancel, a cancel after upstream has ended changes nothing for
+// the other outputs, and neither does a Cancel after an output has ended.
+func TestPartitionEagerCancelAfterUpstreamEnded(t *testing.T) {
+	var drops kyDrops
+	src := &btSource{n: 6}
+	outs := operators.Partition[int](src, 3, mod3, operators.EagerCancel(), drops.option())
+	subs := []*flowtest.Subscriber[int]{
+		flowtest.NewSubscriber[int](t, flow.Unbounded),
+		flowtest.NewSubscriber[int](t, 0),
+		flowtest.NewSubscriber[int](t, 1),
+	}
+	for i := range outs {
+		outs[i].Subscribe(subs[i])
+	}
+	subs[0].Cancel() // already complete: nothing happens
+	subs[2].Cancel() // live, but upstream has ended: output 1 keeps its items
+	subs[1].Request(flow.Unbounded)
+	got := [][]string{kySignals(subs[0]), kySignals(subs[1]), kySignals(subs[2])}
+	want := [][]string{
+		{"OnSubscribe", "OnNext(0)", "OnNext(3)", "OnComplete"},
+		{"OnSubscribe", "OnNext(1)", "OnNext(4)", "OnComplete"},
+		{"OnSubscribe", "OnNext(2)"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("signals of outputs 0, 1, 2 (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff(map[flow.DropReason][]int{flow.ReasonCancelled: {5}}, drops.get()); diff != "" {
+		t.Errorf("drops (-want +got):\n%s", diff)
+	}
+	if src.Cancels() != 0 {
+		t.Errorf("upstream cancelled %d times after it completed, want 0", src.Cancels())
+	}
+}
+
 func TestPartitionCancelsUpstreamWhenEveryOutputCancelled(t *testing.T) {
 	src := &btSource{n: 100}
 	outs := operators.Partition[int](src, 2, func(i int) int { return i % 2 }, operators.Prefetch(4))
@@ -367,10 +566,12 @@ func kyConsume(s *flowtest.Subscriber[int], r *rand.Rand, cancelAt int) {
 }
 
 // Random demand on every output and random cancellation of some outputs,
-// with a synchronous or an asynchronous source. Every item the source
-// produced is delivered exactly once or dropped exactly once; an output
-// that was not cancelled receives all its items, in order; the source is
-// cancelled exactly when every output was.
+// with or without EagerCancel, with a synchronous or an asynchronous
+// source. Every item the source produced is delivered exactly once or
+// dropped exactly once; an output that was not cancelled receives all its
+// items, in order, or, under EagerCancel once another output cancelled, a
+// prefix of them and OnComplete; the source is cancelled exactly when
+// every output was, or under EagerCancel when one was.
 func TestPartitionStressRandomDemandAndCancel(t *testing.T) {
 	iterations := 50
 	if testing.Short() {
@@ -392,8 +593,12 @@ func TestPartitionStressRandomDemandAndCancel(t *testing.T) {
 				cancelAt[i] = 1 + rng.IntN(50)
 			}
 		}
-		name := fmt.Sprintf("seed=%d/it=%d/n=%d/outputs=%d/prefetch=%d/policies=%v/cancelAt=%v",
-			seed, it, n, outputs, prefetch, policies, cancelAt)
+		eager := rng.IntN(3) == 0
+		if eager {
+			opts = append(opts, operators.EagerCancel())
+		}
+		name := fmt.Sprintf("seed=%d/it=%d/n=%d/outputs=%d/prefetch=%d/policies=%v/cancelAt=%v/eager=%v",
+			seed, it, n, outputs, prefetch, policies, cancelAt, eager)
 		var src flow.Publisher[int]
 		var async *btAsyncSource
 		if rng.IntN(2) == 0 {
@@ -426,10 +631,12 @@ func TestPartitionStressRandomDemandAndCancel(t *testing.T) {
 		if async != nil {
 			async.Wait()
 		}
-		allCancelled := true
+		allCancelled, anyCancelled := true, false
 		for i := range cancelAt {
 			allCancelled = allCancelled && cancelAt[i] > 0
+			anyCancelled = anyCancelled || cancelAt[i] > 0
 		}
+		cut := eager && anyCancelled // upstream may have been cancelled early
 		seen := map[int]int{}
 		for i, s := range subs {
 			for _, v := range s.Items() {
@@ -439,9 +646,19 @@ func TestPartitionStressRandomDemandAndCancel(t *testing.T) {
 				}
 			}
 			if cancelAt[i] == 0 && policies[i] == flow.Block {
-				if diff := cmp.Diff(kyRange(i, n, outputs), btItems(s)); diff != "" {
-					t.Fatalf("%s: output %d items (-want +got):\n%s", name, i, diff)
+				want := kyRange(i, n, outputs)
+				if cut {
+					want = slices.Clip(want[:min(len(want), len(s.Items()))])
+					if len(want) == 0 {
+						want = nil
+					}
 				}
+				if diff := cmp.Diff(want, btItems(s)); diff != "" {
+					t.Fatalf("%s: output %d (%s) items (-want +got):\n%s", name, i, s.Outcome(), diff)
+				}
+			}
+			if cancelAt[i] == 0 && !s.Completed() {
+				t.Fatalf("%s: output %d: %s, want complete", name, i, s.Outcome())
 			}
 			if v := s.Violations(); v != nil {
 				t.Fatalf("%s: output %d: %v", name, i, v)
@@ -457,7 +674,7 @@ func TestPartitionStressRandomDemandAndCancel(t *testing.T) {
 				t.Fatalf("%s: item %d delivered or dropped %d times", name, v, c)
 			}
 		}
-		if !allCancelled && len(seen) != n {
+		if !allCancelled && !cut && len(seen) != n {
 			t.Fatalf("%s: %d items accounted for, want %d", name, len(seen), n)
 		}
 	}

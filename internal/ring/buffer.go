@@ -58,6 +58,12 @@ type Config[T any] struct {
 
 const noBad = 1 // Buffer.badN when no non-positive request was seen
 
+// Buffer.cutReason: how the subscription was cut short, if it was.
+const (
+	cutCancel   = 1 // the subscriber cancelled
+	cutComplete = 2 // CompleteNow
+)
+
 // Buffer is a bounded buffer with an overflow policy between one producer
 // and one subscriber: the producer calls Offer and Finish serially; the
 // subscriber receives the Buffer as its Subscription. Delivery runs in a
@@ -65,8 +71,8 @@ const noBad = 1 // Buffer.badN when no non-positive request was seen
 // signalled work: the producer that offered an item, or the subscriber's
 // Request. Items are delivered in order; a terminal signal comes after
 // every buffered item has been delivered (an error too, like Reactor's
-// delayError), except that a cancel, a non-positive request or a hook
-// panic ends the stream at once, dropping what is buffered with
+// delayError), except that a cancel, a non-positive request, a hook panic
+// or CompleteNow ends the stream at once, dropping what is buffered with
 // ReasonCancelled.
 type Buffer[T any] struct {
 	cfg   Config[T]
@@ -79,9 +85,9 @@ type Buffer[T any] struct {
 	attached  atomic.Bool
 	demand    flow.Demand
 	wip       flow.WIP
-	cancelled atomic.Bool
+	cutReason atomic.Int32 // cutCancel or cutComplete once the subscription is cut short
 	badN      atomic.Int64
-	stopped   atomic.Bool // cancelled, bad request, hook panic or ended: take nothing more
+	stopped   atomic.Bool // cut short, bad request, hook panic or ended: take nothing more
 	done      atomic.Bool // the producer finished; err is set
 	err       error
 
@@ -248,8 +254,20 @@ func (b *Buffer[T]) Request(n int64) {
 
 // Cancel implements flow.Subscription.
 func (b *Buffer[T]) Cancel() {
-	if b.cancelled.CompareAndSwap(false, true) {
+	if b.cutReason.CompareAndSwap(0, cutCancel) {
 		b.probe.Load().End(probe.Cancelled)
+		b.stopped.Store(true)
+		b.drain()
+	}
+}
+
+// CompleteNow ends the subscription at once, from any goroutine: what is
+// buffered is dropped with ReasonCancelled, upstream (if any) is
+// cancelled, the subscriber receives OnComplete without waiting for
+// demand, and later offers are dropped with LateReason. It does nothing
+// once the subscriber has cancelled or the subscription has ended.
+func (b *Buffer[T]) CompleteNow() {
+	if b.cutReason.CompareAndSwap(0, cutComplete) {
 		b.stopped.Store(true)
 		b.drain()
 	}
@@ -293,7 +311,7 @@ func (b *Buffer[T]) drainPass() {
 			b.stop(flow.NonPositiveRequestError(n))
 			return
 		}
-		if b.cancelled.Load() {
+		if b.cutReason.Load() != 0 {
 			b.stop(nil)
 			return
 		}
@@ -312,7 +330,7 @@ func (b *Buffer[T]) drainPass() {
 		var e int64
 		interrupted := false
 		for e != r {
-			if b.cancelled.Load() || b.badN.Load() != noBad {
+			if b.cutReason.Load() != 0 || b.badN.Load() != noBad {
 				interrupted = true
 				break
 			}
@@ -392,7 +410,8 @@ func (b *Buffer[T]) terminate() {
 }
 
 // stop ends the subscription early: upstream cancelled, buffered items
-// dropped with ReasonCancelled, and err (if not nil) delivered.
+// dropped with ReasonCancelled, and err delivered, or OnComplete after
+// CompleteNow (nothing after a cancel).
 func (b *Buffer[T]) stop(err error) {
 	if b.cfg.Up != nil {
 		b.cfg.Up.Cancel()
@@ -400,9 +419,13 @@ func (b *Buffer[T]) stop(err error) {
 	b.dropBuffered()
 	s := b.down
 	b.release()
-	if err != nil {
+	switch {
+	case err != nil:
 		b.probe.Load().End(probe.Failed)
 		s.OnError(err)
+	case b.cutReason.Load() == cutComplete:
+		b.probe.Load().End(probe.Completed)
+		s.OnComplete()
 	}
 }
 

@@ -92,6 +92,19 @@ func TestGroupByConformance(t *testing.T) {
 			})
 		})
 	}
+	for _, policy := range []flow.Overflow{flow.DropNewest, flow.DropOldest, flow.Fail} {
+		t.Run("group, GroupOverflow "+policy.String(), func(t *testing.T) {
+			// The source emits everything at once: the group's queue
+			// holds all n items, so nothing overflows.
+			flowtest.VerifyPublisher(t, flowtest.PublisherConfig[int]{
+				New: func(n int64) flow.Publisher[int] {
+					return kyFirstGroup(operators.GroupBy[int](&btSource{n: int(n)}, func(int) int { return 0 }, 1,
+						operators.Prefetch(max(int(n), 1)), operators.GroupOverflow(policy)))
+				},
+				MaxElements: conformanceMax,
+			})
+		})
+	}
 }
 
 // kyFirstGroup subscribes to a GroupBy fed by a synchronous source and

@@ -81,6 +81,37 @@ func ExampleFairByKey() {
 	// noisy:4
 }
 
+// A group nobody reads no longer holds back the others: under DropNewest
+// its queue keeps its first items and drops the rest, each passed to
+// OnDrop, while the other group and the source keep flowing.
+func ExampleGroupOverflow() {
+	parity := func(v int) string {
+		if v%2 == 0 {
+			return "even"
+		}
+		return "odd"
+	}
+	var dropped []string
+	groups := operators.GroupBy(sources.Range(0, 10), parity, 2,
+		operators.Prefetch(2), operators.GroupOverflow(flow.DropNewest),
+		operators.OnDrop(func(v int, r flow.DropReason) { dropped = append(dropped, fmt.Sprint(v, " ", r)) }))
+	var odd []int
+	_ = sinks.ForEach(context.Background(), groups, func(g *operators.Group[string, int]) error {
+		if g.Key() == "odd" { // the "even" group is never subscribed
+			g.Subscribe(flow.SubscriberFuncs[int]{
+				Subscribe: func(s flow.Subscription) { s.Request(flow.Unbounded) },
+				Next:      func(v int) { odd = append(odd, v) },
+			})
+		}
+		return nil
+	})
+	fmt.Println("odd:", odd)
+	fmt.Println("dropped:", strings.Join(dropped, ", "))
+	// Output:
+	// odd: [1 3 5 7 9]
+	// dropped: 4 newest, 6 newest, 8 newest
+}
+
 // With EagerCancel, the first output to cancel ends the whole Partition:
 // once Take has its three even numbers, upstream is cancelled and the odd
 // output, which has requested nothing yet, completes at once; the items

@@ -20,19 +20,42 @@ import (
 // subscribing a second time gets OnError. Items that arrive before the
 // group is subscribed wait in its queue. A group is open from its first
 // item until it ends: when src ends (every open group gets src's terminal
-// signal after its queued items) or when its subscriber cancels it (or
-// requests n <= 0). A cancelled group frees its slot; a later item with
-// the same key opens a new group.
+// signal after its queued items), when its subscriber cancels it (or
+// requests n <= 0), or when its queue overflows under
+// GroupOverflow(flow.Fail). A group that ended frees its slot; a later
+// item with the same key opens a new group.
 //
 // What it requests upstream: GroupBy keeps at most P items (the Prefetch
 // option, default 256) requested from src and not yet routed to a group:
 // P at subscription, before any demand, then 75 % of P each time as many
-// have been routed. Each group has a queue of P items ([flow.Block]); an
-// item whose group's queue is full, or that would open a group while
-// maxGroups are open, waits at the head of the routing queue, and the
-// items behind it wait too, until there is room (head-of-line blocking).
-// Downstream demand (for groups, and within each group) only moves items
-// out of queues: it is not forwarded.
+// have been routed. Downstream demand (n groups on the outer
+// subscription, n items on a group) only moves items out of queues: it is
+// not forwarded, so what is requested upstream never depends on n, only
+// on how fast items are routed. An item that would open a group while
+// maxGroups are open waits at the head of the routing queue, and the
+// items behind it wait too (head-of-line blocking). Each group has a
+// queue of P items, with the policy set by [GroupOverflow]:
+//
+//   - [flow.Block] (the default): an item whose group's queue is full
+//     waits at the head of the routing queue too, until its group's
+//     subscriber makes room; as nothing is routed meanwhile, nothing more
+//     is requested upstream. A group whose subscriber requests nothing
+//     thus holds back every group once P of its items are queued.
+//   - [flow.DropNewest], [flow.DropOldest]: routing never waits for a
+//     group. When a group's queue is full, the arriving item
+//     (flow.ReasonNewest), or that group's oldest queued item
+//     (flow.ReasonOldest), is dropped, counted and passed to OnDrop; the
+//     other groups and upstream keep flowing: GroupBy goes on requesting
+//     P, then 75 % of P, as it routes, whatever any group's demand.
+//   - [flow.Fail]: as the drop policies until a group's queue overflows.
+//     Then that group alone ends: the item is dropped with
+//     flow.ReasonOverflow, and the group's subscriber receives its queued
+//     items and then an error that matches [flow.ErrOverflow], as a
+//     Partition output with this policy does. The outer subscriber,
+//     the other groups and upstream go on. Until the failed group has
+//     delivered its error, later items with its key are dropped with
+//     flow.ReasonCancelled; then its slot is freed, as a cancelled
+//     group's, and a later item with its key opens a new group.
 //
 // At the bound: by default, an item with a new key while maxGroups groups
 // are open waits until a group is cancelled, with upstream backpressured
@@ -41,14 +64,16 @@ import (
 // outer subscriber and every open group get an error that matches
 // [ErrTooManyGroups], after their queued items.
 //
-// Known stall: a group nobody consumes (never subscribed, or not
-// requesting) stops the whole GroupBy once its queue is full, and so does
-// reaching maxGroups while the open groups wait for items instead of
+// Known stall: under Block, a group nobody consumes (never subscribed, or
+// not requesting) stops the whole GroupBy once its queue is full, and so
+// does reaching maxGroups while the open groups wait for items instead of
 // being cancelled — groups complete only when src completes. The stream
 // is then live, items are ready, and nobody has demand for them: exactly
 // what a stall detector reports. Subscribe to every group and request
-// from it, cancel groups you are done with (Take, TakeWhile), or use
-// FailAtMaxGroups to get an error instead of a wait.
+// from it, cancel groups you are done with (Take, TakeWhile), give the
+// groups another policy with GroupOverflow to shed a slow group's excess
+// (or end that group) instead of waiting for it, or use FailAtMaxGroups
+// to get an error instead of a wait at the bound.
 //
 // How it ends: src's OnComplete reaches every open group and then the
 // outer subscriber, after their queued items. src's OnError reaches the
@@ -67,10 +92,10 @@ import (
 // signalled serially but may share that goroutine with other groups.
 // Every dropped item is counted and passed to the OnDrop hook, one call at
 // a time per subscription. Options: [Name], [OnDrop], [Prefetch],
-// [FailAtMaxGroups]. Cost: per item, the key function, a map lookup and a
-// lock-free ring hop, about 1.5× a Buffer under Block (see
-// BenchmarkGroupBy); per group, a queue of P items. maxGroups <= 0 or a
-// nil src or key panics.
+// [FailAtMaxGroups], [GroupOverflow]. Cost: per item, the key function, a
+// map lookup and a lock-free ring hop, about 1.5× a Buffer under Block
+// (see BenchmarkGroupBy), the same under every policy; per group, a queue
+// of P items. maxGroups <= 0 or a nil src or key panics.
 func GroupBy[T any, K comparable](src flow.Publisher[T], key func(T) K, maxGroups int, opts ...Option) flow.Publisher[*Group[K, T]] {
 	if src == nil {
 		panic("sluice: GroupBy: nil source")
@@ -84,11 +109,13 @@ func GroupBy[T any, K comparable](src flow.Publisher[T], key func(T) K, maxGroup
 	if cfg.Prefetch > 0 {
 		prefetch = int64(cfg.Prefetch)
 	}
+	keyed := keyedConfig(opts)
 	return &groupBy[T, K]{
 		src:       src,
 		key:       key,
 		maxGroups: maxGroups,
-		failAtMax: keyedConfig(opts).failAtMax,
+		failAtMax: keyed.failAtMax,
+		policy:    keyed.groupOverflow,
 		name:      name,
 		hook:      stage.DropHook[T](&cfg, name),
 		prefetch:  prefetch,
@@ -101,6 +128,7 @@ type groupBy[T any, K comparable] struct {
 	key             func(T) K
 	maxGroups       int
 	failAtMax       bool
+	policy          flow.Overflow // of every group's queue
 	name            string
 	hook            func(T, flow.DropReason)
 	prefetch, limit int64
@@ -429,15 +457,18 @@ func (r *groupByRun[T, K]) route() (failed bool) {
 			continue
 		}
 		if g.buf.Emit(r.head) == ring.Full {
-			// Wait for the group to drain: tell its OnRoom, then look
-			// again, in case it drained before it could see the flag.
+			// Only under Block. Wait for the group to drain: tell its
+			// OnRoom, then look again, in case it drained before it could
+			// see the flag.
 			r.blocked.Store(true)
 			if g.buf.Emit(r.head) == ring.Full {
 				return false
 			}
 		}
 		r.blocked.Store(false)
-		r.takeHead() // Accepted (maybe delivered), or Closed: counted as dropped by the queue
+		// Accepted (maybe delivered), or Dropped or Closed: counted as
+		// dropped by the queue, under its policy or as late.
+		r.takeHead()
 	}
 }
 
@@ -467,7 +498,7 @@ func (r *groupByRun[T, K]) openGroup(k K) *Group[K, T] {
 	g.buf = ring.NewBuffer(ring.Config[T]{
 		Probe:      probe.Child(r.ctx, r.probe, "group", gname),
 		Capacity:   int(r.p.prefetch),
-		Policy:     flow.Block,
+		Policy:     r.p.policy,
 		Name:       gname,
 		Hook:       r.hook,
 		Stats:      &r.p.stats,

@@ -272,6 +272,157 @@ func TestGroupByUnconsumedGroupStopsTheWholeStage(t *testing.T) {
 	}
 }
 
+// GroupOverflow: group 0 is subscribed but requests nothing until the
+// source has ended, group 1 requests everything. Under Block group 0
+// holds back group 1 (the known stall); under the other policies group 1
+// and upstream keep flowing and group 0's excess is shed.
+func TestGroupByGroupOverflowWithASlowGroup(t *testing.T) {
+	for _, tc := range []struct {
+		policy   flow.Overflow
+		fast     []int // group 1 before group 0 requests
+		requests []int64
+		slow     []int // group 0 once it requests
+		drops    map[flow.DropReason][]int
+		err      string // group 0's
+	}{
+		// Group 0 holds 0, 2, 4, 6; item 8 waits for room, 9 and 11
+		// behind it: 12 items requested, none after.
+		{policy: flow.Block, fast: []int{1, 3, 5, 7}, requests: []int64{4, 4, 4}, slow: kyRange(0, 20, 2)},
+		{policy: flow.DropNewest, fast: kyRange(1, 20, 2), requests: []int64{4, 4, 4, 4, 4},
+			slow: []int{0, 2, 4, 6}, drops: map[flow.DropReason][]int{flow.ReasonNewest: kyRange(8, 20, 2)}},
+		{policy: flow.DropOldest, fast: kyRange(1, 20, 2), requests: []int64{4, 4, 4, 4, 4},
+			slow: []int{12, 14, 16, 18}, drops: map[flow.DropReason][]int{flow.ReasonOldest: kyRange(0, 12, 2)}},
+		{policy: flow.Fail, fast: kyRange(1, 20, 2), requests: []int64{4, 4, 4, 4, 4},
+			slow: []int{0, 2, 4, 6}, drops: map[flow.DropReason][]int{
+				flow.ReasonOverflow:  {8},
+				flow.ReasonCancelled: kyRange(10, 20, 2), // for the failed group
+			}, err: "sluice: buffer overflow: gb[0] (capacity 4)"},
+	} {
+		t.Run(tc.policy.String(), func(t *testing.T) {
+			var drops kyDrops
+			src := &btSource{n: 20}
+			gb := operators.GroupBy[int](src, func(i int) int { return i % 2 }, 2, operators.Prefetch(4),
+				operators.Name("gb"), drops.option(), operators.GroupOverflow(tc.policy))
+			g := kySubscribeGroups(t, gb, flow.Unbounded, func(key int) *flowtest.Subscriber[int] {
+				if key == 0 {
+					return flowtest.NewSubscriber[int](t, 0, btWait)
+				}
+				return flowtest.NewSubscriber[int](t, flow.Unbounded, btWait)
+			})
+			if diff := cmp.Diff([]int{0, 1}, g.Keys()); diff != "" {
+				t.Fatalf("keys (-want +got):\n%s", diff)
+			}
+			slow, fast := g.group(0), g.group(1)
+			if diff := cmp.Diff(tc.fast, btItems(fast)); diff != "" {
+				t.Errorf("group 1 before group 0 requests (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.requests, src.Requests()); diff != "" {
+				t.Errorf("upstream requests before group 0 requests (-want +got):\n%s", diff)
+			}
+			if slow.Terminated() {
+				t.Errorf("group 0 ended before it requested: %v", slow.Err())
+			}
+			// Under the drop policies the source is done: the outer
+			// subscriber and group 1 have completed already.
+			if done := tc.policy != flow.Block; g.outer.Completed() != done || fast.Completed() != done {
+				t.Errorf("before group 0 requests: outer completed %v, group 1 completed %v, want %v",
+					g.outer.Completed(), fast.Completed(), done)
+			}
+			if diff := cmp.Diff(tc.drops, drops.get()); diff != "" {
+				t.Errorf("drops before group 0 requests (-want +got):\n%s", diff)
+			}
+			slow.Request(flow.Unbounded)
+			btAwait(t, g.outer)
+			btAwait(t, slow)
+			btAwait(t, fast)
+			if diff := cmp.Diff([][]int{tc.slow, kyRange(1, 20, 2)}, g.items()); diff != "" {
+				t.Errorf("items (-want +got):\n%s", diff)
+			}
+			got := []string{g.outer.Outcome(), slow.Outcome(), fast.Outcome()}
+			want := []string{"complete", "complete", "complete"}
+			if tc.err != "" {
+				want[1] = "error: " + tc.err
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("outcomes of outer, group 0, group 1 (-want +got):\n%s", diff)
+			}
+			if tc.err != "" && !errors.Is(slow.Err(), flow.ErrOverflow) {
+				t.Errorf("group 0: error %v, want one that matches flow.ErrOverflow", slow.Err())
+			}
+			if diff := cmp.Diff(tc.drops, drops.get()); diff != "" {
+				t.Errorf("drops (-want +got):\n%s", diff)
+			}
+			// Every item is delivered once or dropped once.
+			delivered := len(tc.slow) + 10
+			dropped := 0
+			for _, vs := range tc.drops {
+				dropped += len(vs)
+			}
+			if delivered+dropped != 20 {
+				t.Errorf("delivered %d + dropped %d != produced 20", delivered, dropped)
+			}
+			if src.Cancels() != 0 {
+				t.Errorf("upstream cancelled %d times, want 0", src.Cancels())
+			}
+		})
+	}
+}
+
+// A group that failed under GroupOverflow(flow.Fail) keeps its slot until
+// it has delivered its error, dropping later items with its key; then a
+// later item with its key opens a new group. The other groups, the outer
+// subscriber and upstream never notice.
+func TestGroupByFailedGroupFreesItsSlotOnceItHasEnded(t *testing.T) {
+	var drops kyDrops
+	src := &fiManual[int]{}
+	gb := operators.GroupBy[int](src, func(i int) int { return i / 100 }, 2, operators.Prefetch(2),
+		operators.Name("gb"), drops.option(), operators.GroupOverflow(flow.Fail))
+	var first *flowtest.Subscriber[int]
+	g := kySubscribeGroups(t, gb, flow.Unbounded, func(int) *flowtest.Subscriber[int] {
+		if first == nil {
+			first = flowtest.NewSubscriber[int](t, 0, btWait)
+			return first
+		}
+		return flowtest.NewSubscriber[int](t, flow.Unbounded, btWait)
+	})
+	// Group 0 holds 0 and 1; 2 overflows it; 3 is late for it.
+	src.Push(0, 1, 2, 3)
+	if first.Terminated() {
+		t.Fatalf("failed group ended before its queued items were requested: %v", first.Err())
+	}
+	first.Request(flow.Unbounded) // 0, 1, then the error: the slot is free
+	src.Push(100, 4, 5)           // group 1; a new group 0
+	src.End(nil)
+	btAwait(t, g.outer)
+	for i := range 3 {
+		btAwait(t, g.group(i))
+	}
+	if diff := cmp.Diff([]int{0, 1, 0}, g.Keys()); diff != "" {
+		t.Errorf("keys (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([][]int{{0, 1}, {100}, {4, 5}}, g.items()); diff != "" {
+		t.Errorf("items (-want +got):\n%s", diff)
+	}
+	got := []string{g.outer.Outcome(), g.group(0).Outcome(), g.group(1).Outcome(), g.group(2).Outcome()}
+	want := []string{"complete", "error: sluice: buffer overflow: gb[0] (capacity 2)", "complete", "complete"}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("outcomes of outer and groups (-want +got):\n%s", diff)
+	}
+	if !errors.Is(g.group(0).Err(), flow.ErrOverflow) {
+		t.Errorf("failed group: error %v, want one that matches flow.ErrOverflow", g.group(0).Err())
+	}
+	wantDrops := map[flow.DropReason][]int{flow.ReasonOverflow: {2}, flow.ReasonCancelled: {3}}
+	if diff := cmp.Diff(wantDrops, drops.get()); diff != "" {
+		t.Errorf("drops (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]int64{2, 2, 2, 2}, src.Requests()); diff != "" {
+		t.Errorf("upstream requests (-want +got):\n%s", diff)
+	}
+	if src.Cancelled() {
+		t.Errorf("upstream cancelled")
+	}
+}
+
 func TestGroupByOuterCancelKeepsEmittedGroups(t *testing.T) {
 	var drops kyDrops
 	src := &btSource{n: 9}
@@ -339,6 +490,7 @@ func TestGroupByConstructionPanics(t *testing.T) {
 		{"maxGroups <= 0", func() { operators.GroupBy[int](src, key, 0) }, "sluice: GroupBy: maxGroups <= 0"},
 		{"nil source", func() { operators.GroupBy[int](nil, key, 1) }, "sluice: GroupBy: nil source"},
 		{"nil key", func() { operators.GroupBy[int, int](src, nil, 1) }, "sluice: GroupBy"},
+		{"invalid group policy", func() { operators.GroupOverflow(flow.Overflow(9)) }, "sluice: GroupOverflow: invalid policy Overflow(9)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			defer func() {
@@ -353,7 +505,8 @@ func TestGroupByConstructionPanics(t *testing.T) {
 }
 
 // Random demand on every group, random cancellation of groups, random
-// bounds in both modes, with a synchronous or an asynchronous source.
+// bounds in both modes, a random GroupOverflow policy, with a synchronous
+// or an asynchronous source.
 // Every item is delivered exactly once or dropped exactly once; each
 // group receives items of its key only, in order; the stream always ends.
 func TestGroupByStressRandomDemandAndCancel(t *testing.T) {
@@ -372,7 +525,9 @@ func TestGroupByStressRandomDemandAndCancel(t *testing.T) {
 			maxGroups = 1 + rng.IntN(keys+1)
 		}
 		prefetch := 1 + rng.IntN(16)
-		name := fmt.Sprintf("seed=%d/it=%d/n=%d/keys=%d/maxGroups=%d/fail=%v/prefetch=%d", seed, it, n, keys, maxGroups, fail, prefetch)
+		policy := flow.Overflow(rng.IntN(4))
+		name := fmt.Sprintf("seed=%d/it=%d/n=%d/keys=%d/maxGroups=%d/fail=%v/prefetch=%d/policy=%v",
+			seed, it, n, keys, maxGroups, fail, prefetch, policy)
 		var src flow.Publisher[int]
 		var async *btAsyncSource
 		if rng.IntN(2) == 0 {
@@ -382,7 +537,7 @@ func TestGroupByStressRandomDemandAndCancel(t *testing.T) {
 			src = async
 		}
 		var drops kyDrops
-		opts := []operators.Option{operators.Prefetch(prefetch), drops.option()}
+		opts := []operators.Option{operators.Prefetch(prefetch), drops.option(), operators.GroupOverflow(policy)}
 		if fail {
 			opts = append(opts, operators.FailAtMaxGroups())
 		}

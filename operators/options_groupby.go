@@ -62,6 +62,25 @@ type eagerCancelOption struct{}
 
 func (eagerCancelOption) apply(*stage.Config) {} // read by keyedConfig
 
+// GroupOverflow sets the overflow policy of the queue of every group of a
+// [GroupBy] (P items, the Prefetch). The default, [flow.Block], makes an
+// item whose group's queue is full wait, with upstream backpressured, so a
+// group nobody consumes stops the whole GroupBy; another policy sheds that
+// group's excess instead, as [Buffer] does: [flow.DropNewest] and
+// [flow.DropOldest] drop it (counted and passed to [OnDrop]), [flow.Fail]
+// ends that group alone with [flow.ErrOverflow] (see GroupBy). Stages
+// other than GroupBy ignore it. An invalid policy panics.
+func GroupOverflow(policy flow.Overflow) Option {
+	if !policy.Valid() {
+		panic(fmt.Sprintf("sluice: GroupOverflow: invalid policy %v", policy))
+	}
+	return groupOverflowOption(policy)
+}
+
+type groupOverflowOption flow.Overflow
+
+func (groupOverflowOption) apply(*stage.Config) {} // read by keyedConfig
+
 // FailAtMaxGroups makes a [GroupBy] end with an error that matches
 // [ErrTooManyGroups] when an item with a new key arrives while maxGroups
 // groups are open, instead of waiting, with upstream backpressured, until
@@ -105,10 +124,11 @@ func (maxKeysOption) apply(*stage.Config) {} // read by keyedConfig
 // keyedSettings holds the settings of the options that only the keyed stages
 // read. The last option of each kind wins.
 type keyedSettings struct {
-	failAtMax   bool
-	keyOverflow flow.Overflow
-	maxKeys     int
-	eagerCancel bool
+	failAtMax     bool
+	groupOverflow flow.Overflow
+	keyOverflow   flow.Overflow
+	maxKeys       int
+	eagerCancel   bool
 }
 
 func keyedConfig(opts []Option) keyedSettings {
@@ -117,6 +137,8 @@ func keyedConfig(opts []Option) keyedSettings {
 		switch o := o.(type) {
 		case failAtMaxGroupsOption:
 			k.failAtMax = true
+		case groupOverflowOption:
+			k.groupOverflow = flow.Overflow(o)
 		case keyOverflowOption:
 			k.keyOverflow = flow.Overflow(o)
 		case maxKeysOption:

@@ -84,9 +84,9 @@ const defaultAsyncPrefetch = 256
 // PublishOn, or not at all over a synchronous source. The consumer makes
 // no atomic write per item (it publishes the room it made once per
 // batch). The chain Range → PublishOn → Map → PublishOn → Filter →
-// PublishOn → Reduce runs at about 33 ns per item on a 2-core x86 VM,
+// PublishOn → Reduce runs at about 34 ns per item on a 2-core x86 VM,
 // against about 190 ns for goroutines joined by channels buffered 256
-// (medians of 5, go test -run '^$' -bench AsyncChain -count 5 ./bench/).
+// (medians of 10, go test -run '^$' -bench AsyncChain -count 10 ./bench/).
 // Subscribe allocates the ring and a few small objects; nothing is
 // allocated per item. PublishOn panics if src or s is nil.
 func PublishOn[T any](src flow.Publisher[T], s scheduler.Scheduler, opts ...Option) flow.Publisher[T] {

@@ -193,53 +193,48 @@ func TestLoopFusionKeepsPanicErrorsAndAttribution(t *testing.T) {
 	}
 }
 
+// A fused run stops within one item of the stop flag when a Filter
+// rejects everything; a Filter(Map(…)) pair over a Range, which runs the
+// range inside its own loop (fuse.RangeLoop), at the end of the run of 64
+// items the cancel came in.
 func TestLoopFusionStopsOnCancelWhileFilterRejects(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		calls := 0
-		none := operators.Filter(sources.Range(0, 1<<40), func(v int) bool {
-			calls++
-			if v == 1000 {
-				cancel()
-				synctest.Wait() // let the context's AfterFunc set the stop flag
-			}
-			return false
+	id := func(v int) int { return v }
+	tests := []struct {
+		name      string
+		build     func(keep func(int) bool) flow.Publisher[int]
+		wantCalls int
+	}{
+		{"filter over range", func(keep func(int) bool) flow.Publisher[int] {
+			return operators.Filter(sources.Range(0, 1<<40), keep)
+		}, 1001}, // the source checks the stop flag before each item
+		{"pair over range", func(keep func(int) bool) flow.Publisher[int] {
+			return operators.Filter(operators.Map(sources.Range(0, 1<<40), id), keep)
+		}, 1024}, // the end of the run 960..1023
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				calls := 0
+				none := tt.build(func(v int) bool {
+					calls++
+					if v == 1000 {
+						cancel()
+						synctest.Wait() // let the context's AfterFunc set the stop flag
+					}
+					return false
+				})
+				n, err := sinks.Drain(ctx, none)
+				if !errors.Is(err, context.Canceled) || n != 0 {
+					t.Errorf("Drain = %d, %v; want 0, context.Canceled", n, err)
+				}
+				if calls != tt.wantCalls {
+					t.Errorf("filter called %d times, want %d", calls, tt.wantCalls)
+				}
+			})
 		})
-		n, err := sinks.Drain(ctx, none)
-		if !errors.Is(err, context.Canceled) || n != 0 {
-			t.Errorf("Drain = %d, %v; want 0, context.Canceled", n, err)
-		}
-		if calls != 1001 {
-			t.Errorf("filter called %d times, want 1001 (the source checks the stop flag before each item)", calls)
-		}
-	})
-}
-
-// A pair over a Range runs the range inside its own loop (fuse.RangeLoop)
-// and checks the stop flag once per run of 64 items for the items it
-// rejects: a cancel is seen at the end of the run it came in.
-func TestLoopFusionPairOverRangeStopsAtTheEndOfTheRun(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		calls := 0
-		none := operators.Filter(operators.Map(sources.Range(0, 1<<40), func(v int) int { return v }), func(v int) bool {
-			calls++
-			if v == 1000 {
-				cancel()
-				synctest.Wait() // let the context's AfterFunc set the stop flag
-			}
-			return false
-		})
-		n, err := sinks.Drain(ctx, none)
-		if !errors.Is(err, context.Canceled) || n != 0 {
-			t.Errorf("Drain = %d, %v; want 0, context.Canceled", n, err)
-		}
-		if calls != 1024 {
-			t.Errorf("filter called %d times, want 1024 (the end of the run 960..1023)", calls)
-		}
-	})
+	}
 }
 
 // A panic in the sink's own function under a pair over a Range passes

@@ -200,17 +200,15 @@ func TestCircuitBreakerWithMapAsync(t *testing.T) {
 	})
 }
 
-func TestCircuitBreakerConcurrentUse(t *testing.T) {
-	// Many goroutines through one breaker under -race: every call is
-	// either made or rejected, and the counts add up.
-	cb := operators.NewCircuitBreaker(operators.BreakerConfig{Window: 10, CoolDown: ms})
+// hammerBreaker makes 4000 calls through cb from 8 goroutines, a third of
+// them failing, and checks that every call was made or rejected.
+func hammerBreaker(t *testing.T, cb *operators.CircuitBreaker) {
+	t.Helper()
 	var mu sync.Mutex
 	counts := map[string]int{}
 	var wg sync.WaitGroup
 	for g := range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
+		wg.Go(func() {
 			for i := range 500 {
 				err := cb.Do(context.Background(), func(context.Context) error {
 					if (g+i)%3 == 0 {
@@ -229,12 +227,19 @@ func TestCircuitBreakerConcurrentUse(t *testing.T) {
 				counts[k]++
 				mu.Unlock()
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	if got := counts["ok"] + counts["fail"] + counts["rejected"]; got != 4000 {
 		t.Errorf("outcomes %v add up to %d, want 4000", counts, got)
 	}
+}
+
+func TestCircuitBreakerConcurrentUse(t *testing.T) {
+	// Many goroutines through one breaker under -race: every call is
+	// either made or rejected, and the counts add up.
+	cb := operators.NewCircuitBreaker(operators.BreakerConfig{Window: 10, CoolDown: ms})
+	hammerBreaker(t, cb)
 	if !slices.Contains([]operators.BreakerState{operators.BreakerClosed, operators.BreakerOpen, operators.BreakerHalfOpen}, cb.State()) {
 		t.Errorf("State() = %v", cb.State())
 	}

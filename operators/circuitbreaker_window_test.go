@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -463,35 +462,7 @@ func TestCircuitBreakerTimeWindowConcurrentUse(t *testing.T) {
 	cb := operators.NewCircuitBreaker(operators.BreakerConfig{
 		WindowDuration: 10 * ms, WindowBuckets: 10, MinCalls: 5, CoolDown: ms,
 	})
-	var mu sync.Mutex
-	counts := map[string]int{}
-	var wg sync.WaitGroup
-	for g := range 8 {
-		wg.Go(func() {
-			for i := range 500 {
-				err := cb.Do(context.Background(), func(context.Context) error {
-					if (g+i)%3 == 0 {
-						return errBoom
-					}
-					return nil
-				})
-				k := "ok"
-				switch {
-				case errors.Is(err, operators.ErrCircuitOpen):
-					k = "rejected"
-				case err != nil:
-					k = "fail"
-				}
-				mu.Lock()
-				counts[k]++
-				mu.Unlock()
-			}
-		})
-	}
-	wg.Wait()
-	if got := counts["ok"] + counts["fail"] + counts["rejected"]; got != 4000 {
-		t.Errorf("outcomes %v add up to %d, want 4000", counts, got)
-	}
+	hammerBreaker(t, cb)
 }
 
 func TestCircuitBreakerTimeWindowPanics(t *testing.T) {

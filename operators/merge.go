@@ -188,6 +188,25 @@ func (h *finHub) setErr(err error) {
 	}
 }
 
+// stopCause reads, at the top of a drain pass, what ends or cuts the
+// stream, in this order: a cancel (the stream ends, nothing signalled), a
+// non-positive request, then the recorded failure or else dropErr (the
+// stage's own drop error). end reports that the pass must finish the
+// stream now with err; a failure under delayError comes back with end
+// false: the pass cancels its sources and still delivers what it holds.
+func (h *finHub) stopCause(st uint32, dropErr error, delayError bool) (err error, end bool) {
+	switch {
+	case st&finCancelled != 0:
+		return nil, true
+	case st&finBad != 0:
+		return flow.NonPositiveRequestError(h.badN), true
+	}
+	if err = h.failure(); err == nil {
+		err = dropErr
+	}
+	return err, err != nil && !delayError
+}
+
 // failure returns the recorded failure, or nil.
 func (h *finHub) failure() error {
 	if p := h.err.Load(); p != nil {
@@ -398,23 +417,12 @@ func (x *fanIn[T]) pass() {
 		x.dropQueued() // items that raced with the end
 		return
 	}
-	switch {
-	case st&finCancelled != 0:
-		x.finish(nil, false)
+	err, end := x.stopCause(st, x.drops.Err(), x.delayError)
+	if end {
+		x.finish(err, err != nil)
 		return
-	case st&finBad != 0:
-		x.finish(flow.NonPositiveRequestError(x.badN), true)
-		return
-	}
-	err := x.failure()
-	if err == nil {
-		err = x.drops.Err()
 	}
 	if err != nil {
-		if !x.delayError {
-			x.finish(err, true)
-			return
-		}
 		if !x.cut {
 			x.cut = true
 			x.cancelSources()

@@ -215,23 +215,12 @@ func (x *prioMerge[T]) pass() {
 		x.dropQueued()
 		return
 	}
-	switch {
-	case st&finCancelled != 0:
-		x.finish(nil, false)
+	err, end := x.stopCause(st, x.drops.Err(), x.delayError)
+	if end {
+		x.finish(err, err != nil)
 		return
-	case st&finBad != 0:
-		x.finish(flow.NonPositiveRequestError(x.badN), true)
-		return
-	}
-	err := x.failure()
-	if err == nil {
-		err = x.drops.Err()
 	}
 	if err != nil {
-		if !x.delayError {
-			x.finish(err, true)
-			return
-		}
 		if !x.cut {
 			x.cut = true
 			for _, in := range x.live {

@@ -204,14 +204,7 @@ func TestBalanceConstructionPanics(t *testing.T) {
 		"zero outputs":   func() { operators.Balance(flow.Publisher[int](&btSource{}), 0) },
 		"nil subscriber": func() { operators.Balance(flow.Publisher[int](&btSource{}), 1)[0].Subscribe(nil) },
 	} {
-		t.Run(name, func(t *testing.T) {
-			defer func() {
-				if msg, _ := recover().(string); len(msg) < 8 || msg[:8] != "sluice: " {
-					t.Errorf("panic %q, want a sluice: message", msg)
-				}
-			}()
-			f()
-		})
+		t.Run(name, func(t *testing.T) { wantPanicPrefix(t, "sluice: ", f) })
 	}
 }
 

@@ -495,14 +495,7 @@ func TestBroadcastConstructionPanics(t *testing.T) {
 		"zero min subscribers": func() { operators.MinSubscribers(0) },
 		"nil subscriber":       func() { operators.Broadcast(&btSource{}).Subscribe(nil) },
 	} {
-		t.Run(name, func(t *testing.T) {
-			defer func() {
-				if msg, _ := recover().(string); len(msg) < 8 || msg[:8] != "sluice: " {
-					t.Errorf("panic %q, want a sluice: message", msg)
-				}
-			}()
-			f()
-		})
+		t.Run(name, func(t *testing.T) { wantPanicPrefix(t, "sluice: ", f) })
 	}
 }
 

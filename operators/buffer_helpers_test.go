@@ -7,6 +7,7 @@ package operators_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -346,3 +347,16 @@ func (p *btTimedSource) Subscribe(s flow.Subscriber[int]) {
 }
 
 func (p *btTimedSource) Wait() { p.wg.Wait() }
+
+// wantPanicPrefix runs f and fails t unless f panics with a string that
+// starts with prefix: the construction-panic tables of the stages.
+func wantPanicPrefix(t *testing.T, prefix string, f func()) {
+	t.Helper()
+	defer func() {
+		p := recover()
+		if s, _ := p.(string); !strings.HasPrefix(s, prefix) {
+			t.Errorf("panic %v, want prefix %q", p, prefix)
+		}
+	}()
+	f()
+}

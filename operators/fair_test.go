@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -220,15 +219,7 @@ func TestFairByKeyConstructionPanics(t *testing.T) {
 		{"MaxKeys <= 0", func() { operators.MaxKeys(0) }, "sluice: MaxKeys: n <= 0"},
 		{"invalid policy", func() { operators.KeyOverflow(flow.Overflow(7)) }, "sluice: KeyOverflow: invalid policy Overflow(7)"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			defer func() {
-				p := recover()
-				if s, _ := p.(string); !strings.HasPrefix(s, tc.want) {
-					t.Errorf("panic %v, want prefix %q", p, tc.want)
-				}
-			}()
-			tc.f()
-		})
+		t.Run(tc.name, func(t *testing.T) { wantPanicPrefix(t, tc.want, tc.f) })
 	}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"sync"
 	"testing"
 
@@ -492,15 +491,7 @@ func TestGroupByConstructionPanics(t *testing.T) {
 		{"nil key", func() { operators.GroupBy[int, int](src, nil, 1) }, "sluice: GroupBy"},
 		{"invalid group policy", func() { operators.GroupOverflow(flow.Overflow(9)) }, "sluice: GroupOverflow: invalid policy Overflow(9)"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			defer func() {
-				p := recover()
-				if s, _ := p.(string); !strings.HasPrefix(s, tc.want) {
-					t.Errorf("panic %v, want prefix %q", p, tc.want)
-				}
-			}()
-			tc.f()
-		})
+		t.Run(tc.name, func(t *testing.T) { wantPanicPrefix(t, tc.want, tc.f) })
 	}
 }
 

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"testing"
 
@@ -536,15 +535,7 @@ func TestPartitionConstructionPanics(t *testing.T) {
 		{"negative output", func() { operators.OutputOverflow(flow.DropNewest, -1) }, "sluice: OutputOverflow: negative output -1"},
 		{"invalid policy", func() { operators.OutputOverflow(flow.Overflow(9)) }, "sluice: OutputOverflow: invalid policy Overflow(9)"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			defer func() {
-				p := recover()
-				if s, _ := p.(string); !strings.HasPrefix(s, tc.want) {
-					t.Errorf("panic %v, want prefix %q", p, tc.want)
-				}
-			}()
-			tc.f()
-		})
+		t.Run(tc.name, func(t *testing.T) { wantPanicPrefix(t, tc.want, tc.f) })
 	}
 }
 

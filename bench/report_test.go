@@ -3,13 +3,13 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
 	"io"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/sluicego/sluice/bench/internal/svgtext"
 )
 
 func fakeResults() []Result {
@@ -47,45 +47,15 @@ func TestMarkdown(t *testing.T) {
 	}
 }
 
-// ParseSVG checks that r is well-formed XML and returns the text of its
-// title element and of every element with one of the classes title,
-// x-label, y-label, and the legend entries.
+// parseSVG returns the texts of the SVG document r by class (see
+// svgtext.Texts), failing t if it is not well-formed.
 func parseSVG(t *testing.T, r io.Reader) map[string][]string {
 	t.Helper()
-	d := xml.NewDecoder(r)
-	found := map[string][]string{}
-	var stack []string
-	for {
-		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("SVG is not well-formed XML: %v", err)
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			class := tok.Name.Local
-			for _, a := range tok.Attr {
-				if a.Name.Local == "class" {
-					class = a.Value
-				}
-			}
-			if len(stack) > 0 && stack[len(stack)-1] == "legend" && tok.Name.Local == "text" {
-				class = "legend"
-			}
-			stack = append(stack, class)
-		case xml.EndElement:
-			stack = stack[:len(stack)-1]
-		case xml.CharData:
-			if len(stack) > 0 {
-				if s := strings.TrimSpace(string(tok)); s != "" {
-					found[stack[len(stack)-1]] = append(found[stack[len(stack)-1]], s)
-				}
-			}
-		}
+	texts, err := svgtext.Texts(r)
+	if err != nil {
+		t.Fatalf("SVG is not well-formed XML: %v", err)
 	}
-	return found
+	return texts
 }
 
 func TestSVG(t *testing.T) {

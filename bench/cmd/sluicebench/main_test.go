@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/xml"
-	"errors"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/sluicego/sluice/bench/internal/svgtext"
 	"go.uber.org/goleak"
 )
 
@@ -110,43 +109,15 @@ func TestRunTableAndChart(t *testing.T) {
 	}
 }
 
-// svgTexts parses an SVG document, failing t if it is not well-formed,
-// and returns the text of the elements by class (the legend's texts under
-// "legend", the <title> elements under "title").
+// svgTexts returns the texts of the SVG document r by class (see
+// svgtext.Texts), failing t if it is not well-formed.
 func svgTexts(t *testing.T, r io.Reader) map[string][]string {
 	t.Helper()
-	d := xml.NewDecoder(r)
-	out := map[string][]string{}
-	var stack []string
-	for {
-		tok, err := d.Token()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("chart is not well-formed XML: %v", err)
-		}
-		switch tok := tok.(type) {
-		case xml.StartElement:
-			class := tok.Name.Local
-			for _, a := range tok.Attr {
-				if a.Name.Local == "class" {
-					class = a.Value
-				}
-			}
-			if len(stack) > 0 && stack[len(stack)-1] == "legend" {
-				class = "legend"
-			}
-			stack = append(stack, class)
-		case xml.EndElement:
-			stack = stack[:len(stack)-1]
-		case xml.CharData:
-			if s := strings.TrimSpace(string(tok)); s != "" && len(stack) > 0 {
-				out[stack[len(stack)-1]] = append(out[stack[len(stack)-1]], s)
-			}
-		}
+	texts, err := svgtext.Texts(r)
+	if err != nil {
+		t.Fatalf("chart is not well-formed XML: %v", err)
 	}
-	return out
+	return texts
 }
 
 func TestRunBadFlags(t *testing.T) {

@@ -207,6 +207,21 @@ func (h *finHub) stopCause(st uint32, dropErr error, delayError bool) (err error
 	return err, err != nil && !delayError
 }
 
+// terminate ends the stage's monitor record and delivers err to d, or
+// OnComplete when err is nil: the last signal of a fan-in stage.
+func (h *finHub) terminate(d interface {
+	OnError(error)
+	OnComplete()
+}, err error) {
+	if err != nil {
+		h.probe.End(probe.Failed)
+		d.OnError(err)
+	} else {
+		h.probe.End(probe.Completed)
+		d.OnComplete()
+	}
+}
+
 // failure returns the recorded failure, or nil.
 func (h *finHub) failure() error {
 	if p := h.err.Load(); p != nil {
@@ -634,15 +649,8 @@ func (x *fanIn[T]) finish(err error, signal bool) {
 	d := x.down
 	x.down = nil
 	x.dropQueued()
-	if !signal {
-		return
-	}
-	if err != nil {
-		x.probe.End(probe.Failed)
-		d.OnError(err)
-	} else {
-		x.probe.End(probe.Completed)
-		d.OnComplete()
+	if signal {
+		x.terminate(d, err)
 	}
 }
 
@@ -656,23 +664,17 @@ func (x *fanIn[T]) cancelSources() {
 }
 
 // dropRetired drops the items that reached retired sources.
-func (x *fanIn[T]) dropRetired() {
-	for _, in := range x.retired {
-		for {
-			v, ok := in.q.Poll()
-			if !ok {
-				break
-			}
-			x.drops.Drop(v, flow.ReasonCancelled)
-		}
-		in.q.Release()
-	}
-}
+func (x *fanIn[T]) dropRetired() { x.dropQueuedOf(x.retired) }
 
 // dropQueued drops every queued item, with flow.ReasonCancelled.
 func (x *fanIn[T]) dropQueued() {
-	x.dropRetired()
-	for _, in := range x.active {
+	x.dropQueuedOf(x.retired)
+	x.dropQueuedOf(x.active)
+}
+
+// dropQueuedOf drops the items queued by ins, with flow.ReasonCancelled.
+func (x *fanIn[T]) dropQueuedOf(ins []*finInner[T]) {
+	for _, in := range ins {
 		for {
 			v, ok := in.q.Poll()
 			if !ok {

@@ -301,15 +301,8 @@ func (x *prioMerge[T]) finish(err error, signal bool) {
 	d := x.down
 	x.down = nil
 	x.dropQueued()
-	if !signal {
-		return
-	}
-	if err != nil {
-		x.probe.End(probe.Failed)
-		d.OnError(err)
-	} else {
-		x.probe.End(probe.Completed)
-		d.OnComplete()
+	if signal {
+		x.terminate(d, err)
 	}
 }
 

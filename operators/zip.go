@@ -277,15 +277,8 @@ func (z *zipper[R]) finish(err error, signal bool) {
 	z.discard()
 	d := z.down
 	z.down = nil
-	if !signal {
-		return
-	}
-	if err != nil {
-		z.probe.End(probe.Failed)
-		d.OnError(err)
-	} else {
-		z.probe.End(probe.Completed)
-		d.OnComplete()
+	if signal {
+		z.terminate(d, err)
 	}
 }
 

@@ -567,6 +567,15 @@ func (r SlowSinkResult) TotalDropped() int64 {
 // [ErrWrongResult] if not. With n much larger than the buffer, the Fail
 // run overflows.
 func SlowSink(ctx context.Context, n int, policy flow.Overflow) (SlowSinkResult, error) {
+	return slowSink(ctx, n, policy, false)
+}
+
+// slowSink is SlowSink. With holdFirst, the sink holds its first item
+// until the source has emitted all n items or the Buffer has dropped one
+// for overflow, so that a run under a non-Block policy overflows whatever
+// the relative speed of the goroutines (the race detector, for one, slows
+// the source more than the sink); under Block it would wait forever.
+func slowSink(ctx context.Context, n int, policy flow.Overflow, holdFirst bool) (SlowSinkResult, error) {
 	src, mid := scheduler.NewSingle(), scheduler.NewSingle()
 	var emitted, delivered atomic.Int64
 	var drops [flow.ReasonError + 1]atomic.Int64
@@ -577,6 +586,10 @@ func SlowSink(ctx context.Context, n int, policy flow.Overflow) (SlowSinkResult,
 			operators.OnDrop(func(_ int, r flow.DropReason) { drops[r].Add(1) })),
 		mid)
 	err := sinks.ForEach(ctx, pub, func(v int) error {
+		for holdFirst && emitted.Load() < int64(n) && drops[flow.ReasonOverflow].Load() == 0 {
+			runtime.Gosched()
+		}
+		holdFirst = false
 		cpuSink.Add(int64(CPUWork(v, SlowSinkRounds)))
 		delivered.Add(1)
 		return nil

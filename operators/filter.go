@@ -185,6 +185,58 @@ func (x *filterSubscriber[T]) OnNext(item T) {
 	}
 }
 
+// OnNextBatch takes a run of items from upstream (see
+// stage.BatchSubscriber) with one panic guard for the run, as
+// [mapSubscriber.OnNextBatch] does: the kept items go downstream as one
+// run when downstream takes batches, one by one otherwise. Rejections are
+// counted and replaced as in OnNext.
+func (x *filterSubscriber[T]) OnNextBatch(items []T) {
+	p := x.down.Load()
+	if p == nil {
+		return
+	}
+	b := x.batchTo(p)
+	var out []T
+	k, inF := 0, false
+	defer func() {
+		if inF { // keep panicked
+			if v := recover(); v != nil {
+				if b != nil {
+					x.emitRun(b, out[:k])
+				}
+				x.panicked(v)
+			}
+		}
+	}()
+	if b != nil {
+		out = x.scratch(len(items))
+	}
+	for _, v := range items {
+		if x.down.Load() != p {
+			return // cancelled: nothing more is delivered
+		}
+		x.recv++
+		inF = true
+		keep := x.keep(v)
+		inF = false
+		switch {
+		case !keep:
+			x.pend++
+		case b != nil:
+			out[k] = v
+			k++
+		default:
+			x.emit(p, v)
+		}
+		if x.due--; x.due <= 0 {
+			x.flush()
+		}
+	}
+	if b != nil {
+		x.emitRun(b, out[:k])
+	}
+}
+
 // ---- FilterErr ----
 
 // FilterErr is [Filter] with a keep function that can fail: an error ends

@@ -123,6 +123,7 @@ func (p *publishOnPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
 	x := &publishOn[T]{
 		down:       s,
+		bdown:      stage.Batcher(s),
 		worker:     p.sched.Worker(),
 		q:          ring.NewSPSC[T](p.prefetch),
 		prefetch:   int64(p.prefetch),
@@ -196,15 +197,16 @@ type publishOn[T any] struct {
 	_     [48]byte
 
 	// drain-owned
-	down     flow.Subscriber[T] // nil once ended
-	started  bool               // the initial request was made
-	finished bool               // a terminal signal was sent, or the stream was cut short
-	ended    atomic.Bool        // finished, for reads without the loop token
-	consumed int64              // towards the next replenishing request
-	schedErr error              // the scheduler refused the drain task
-	inNext   bool               // downstream's OnNext is running
-	want     int64              // direct mode: requested by the running requestUp
-	got      int64              // direct mode: delivered by it so far
+	down     flow.Subscriber[T]       // nil once ended
+	bdown    stage.BatchSubscriber[T] // down, when it takes batches; nil once ended
+	started  bool                     // the initial request was made
+	finished bool                     // a terminal signal was sent, or the stream was cut short
+	ended    atomic.Bool              // finished, for reads without the loop token
+	consumed int64                    // towards the next replenishing request
+	schedErr error                    // the scheduler refused the drain task
+	inNext   bool                     // downstream's OnNext is running
+	want     int64                    // direct mode: requested by the running requestUp
+	got      int64                    // direct mode: delivered by it so far
 }
 
 // The bits of publishOn.state.
@@ -258,6 +260,29 @@ func (x *publishOn[T]) OnNext(item T) {
 		return
 	}
 	if x.unpub++; x.unpub >= x.batch {
+		x.publish()
+	}
+}
+
+// OnNextBatch queues a run of items, as len(items) OnNext calls would,
+// with one copy (see stage.BatchSubscriber).
+func (x *publishOn[T]) OnNextBatch(items []T) {
+	if x.syncUp {
+		x.onNextDirectBatch(items)
+		return
+	}
+	n := x.q.PutRun(items)
+	x.unpub += int64(n)
+	if n < len(items) { // more than requested, as in OnNext
+		x.flush()
+		for _, v := range items[n:] {
+			x.drops.Drop(v, flow.ReasonOverflow)
+		}
+		x.state.Or(stOverflow)
+		x.signal()
+		return
+	}
+	if x.unpub >= x.batch {
 		x.publish()
 	}
 }
@@ -458,6 +483,9 @@ func (x *publishOn[T]) emit() (again bool) {
 			}
 		}
 	}()
+	if bd := x.bdown; bd != nil && pr == nil {
+		return x.emitBatches(bd, r)
+	}
 	for e != r {
 		st := x.state.Load() // before Poll: items were queued before stDone
 		if st&stStop != 0 {
@@ -496,6 +524,51 @@ func (x *publishOn[T]) emit() (again bool) {
 	x.inNext = false
 	x.delivered(e)
 	pr.Flush()
+	if !again && x.state.Load()&stDone != 0 && x.q.Empty() && (x.err == nil || x.delayError) {
+		x.terminate() // no demand is needed for a terminal signal
+	}
+	return again
+}
+
+// emitBatches is emit's loop for a downstream that takes batches (and an
+// unmonitored stage): it hands downstream runs of the queue in place, up
+// to the demand r and to the next replenishing request, with the same
+// checks as emit makes per item made once per run. The caller set inNext
+// and recovers a panic.
+func (x *publishOn[T]) emitBatches(bd stage.BatchSubscriber[T], r int64) (again bool) {
+	var e int64
+	for e != r {
+		st := x.state.Load() // before PollRun: items were queued before stDone
+		if st&stStop != 0 {
+			again = true
+			break
+		}
+		done := st&stDone != 0
+		if done && x.err != nil && !x.delayError {
+			again = true
+			break
+		}
+		run := x.q.PollRun(int(min(r-e, x.limit-x.consumed, stage.MaxBatch)))
+		if len(run) == 0 {
+			if done {
+				x.inNext = false
+				x.delivered(e)
+				x.terminate()
+				return false
+			}
+			break
+		}
+		bd.OnNextBatch(run)
+		n := int64(len(run))
+		e += n
+		if x.consumed += n; x.consumed == x.limit {
+			x.consumed = 0
+			x.q.Release() // room before the request that fills it
+			x.requestUp(x.limit)
+		}
+	}
+	x.inNext = false
+	x.delivered(e)
 	if !again && x.state.Load()&stDone != 0 && x.q.Empty() && (x.err == nil || x.delayError) {
 		x.terminate() // no demand is needed for a terminal signal
 	}
@@ -594,6 +667,21 @@ func (x *publishOn[T]) onNextDirect(item T) {
 		return
 	}
 	x.down.OnNext(item)
+}
+
+// onNextDirectBatch is onNextDirect for a run of items: a run that fits
+// the request is handed downstream in one call when downstream takes
+// batches and the stage is not monitored; anything else goes item by
+// item, which handles the ends and the overflow exactly as OnNext does.
+func (x *publishOn[T]) onNextDirectBatch(items []T) {
+	if bd := x.bdown; bd != nil && x.probe == nil && int64(len(items)) <= x.want-x.got {
+		x.got += int64(len(items))
+		bd.OnNextBatch(items)
+		return
+	}
+	for _, v := range items {
+		x.onNextDirect(v)
+	}
 }
 
 // requestsElsewhere is implemented by the one-to-one stages that make
@@ -706,7 +794,7 @@ func (x *publishOn[T]) stop(err error) {
 func (x *publishOn[T]) release() {
 	x.finished = true
 	x.ended.Store(true)
-	x.down = nil
+	x.down, x.bdown = nil, nil
 	x.dropQueued()
 }
 

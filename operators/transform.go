@@ -8,6 +8,8 @@ import (
 	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/internal/fuse"
 	"github.com/sluicego/sluice/internal/probe"
+	"github.com/sluicego/sluice/internal/ring"
+	"github.com/sluicego/sluice/internal/stage"
 )
 
 // This file holds the shared core of the transform stages and the
@@ -49,6 +51,11 @@ type relay[R any] struct {
 	name  string                             // the stage name, for errors
 	probe *probe.Stage                       // counters, nil when not monitored
 	ctx   context.Context                    // exposed upstream by Context
+
+	// buf is the scratch run an OnNextBatch builds, owned by the
+	// upstream's serial signals.
+	buf  []R
+	ptrs bool // R holds pointers: emitRun clears the runs it delivered
 }
 
 // init links the stage to its downstream s and registers it, as kind,
@@ -72,6 +79,41 @@ func (l *relay[R]) emit(p *flow.Subscriber[R], v R) {
 		return
 	}
 	(*p).OnNext(v)
+}
+
+// scratch returns a run of n items to build an OnNextBatch's output in.
+// It allocates only when a longer run than ever before arrives, and at
+// most stage.MaxBatch items. OnNext goroutine only.
+func (l *relay[R]) scratch(n int) []R {
+	if cap(l.buf) < n {
+		l.buf = make([]R, max(n, min(2*cap(l.buf), stage.MaxBatch)))
+		l.ptrs = ring.HoldsPointers[R]()
+	}
+	return l.buf[:n]
+}
+
+// batchTo returns the downstream *p as a stage.BatchSubscriber when it
+// takes runs of items and this stage is not monitored (the monitor counts
+// items one by one), or nil: the stage then delivers item by item. One
+// type assertion per run.
+func (l *relay[R]) batchTo(p *flow.Subscriber[R]) stage.BatchSubscriber[R] {
+	if l.probe != nil {
+		return nil
+	}
+	return stage.Batcher(*p)
+}
+
+// emitRun hands the run vs, built in the scratch space, to the batch
+// downstream b, and clears it afterwards when R holds pointers, so the
+// scratch space keeps nothing reachable. OnNext goroutine only.
+func (l *relay[R]) emitRun(b stage.BatchSubscriber[R], vs []R) {
+	if len(vs) == 0 {
+		return
+	}
+	b.OnNextBatch(vs)
+	if l.ptrs {
+		clear(vs)
+	}
 }
 
 // Request forwards n upstream. A non-positive n is forwarded too: the
@@ -249,6 +291,52 @@ func (x *mapSubscriber[T, R]) OnNext(item T) {
 	r := x.f(item)
 	ok = true
 	x.emit(p, r)
+}
+
+// OnNextBatch takes a run of items from upstream (see
+// stage.BatchSubscriber) with one panic guard for the run. When
+// downstream takes batches too, it maps the run into the stage's scratch
+// run and hands that on in one call; otherwise it delivers each result as
+// OnNext would, before calling f on the next item. Either way it stops at
+// the item where downstream's cancel is seen, and if f panics, the items
+// mapped before are delivered first, then the error.
+func (x *mapSubscriber[T, R]) OnNextBatch(items []T) {
+	p := x.down.Load()
+	if p == nil {
+		return
+	}
+	b := x.batchTo(p)
+	var out []R
+	i, inF := 0, false
+	defer func() {
+		if inF { // f panicked on items[i]
+			if v := recover(); v != nil {
+				if b != nil {
+					x.emitRun(b, out[:i])
+				}
+				x.panicked(v)
+			}
+		}
+	}()
+	if b == nil {
+		for ; i < len(items) && x.down.Load() == p; i++ {
+			inF = true
+			r := x.f(items[i])
+			inF = false
+			x.emit(p, r)
+		}
+		return
+	}
+	out = x.scratch(len(items))
+	inF = true
+	for ; i < len(items); i++ {
+		if x.down.Load() != p {
+			return // cancelled: nothing more is delivered
+		}
+		out[i] = x.f(items[i])
+	}
+	inF = false
+	x.emitRun(b, out)
 }
 
 // ---- MapErr ----

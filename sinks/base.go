@@ -150,6 +150,16 @@ func (b *base) consumed() {
 	}
 }
 
+// consumedN counts n items delivered in one batch (the sink is not
+// monitored) and replenishes the demand if it has fallen to low or below.
+// One replenishment restores it: upstream never delivers beyond the
+// remaining demand, and limit exceeds low.
+func (b *base) consumedN(n int64) {
+	if b.remaining -= n; b.remaining <= b.low {
+		b.replenish()
+	}
+}
+
 // consumedSlow replenishes the demand when it is due and counts the item
 // for the monitor. Kept out of line so that consumed inlines.
 //

@@ -79,6 +79,36 @@ func (s *forEachSubscriber[T]) OnNext(item T) {
 	s.consumed()
 }
 
+// OnNextBatch calls fn for a run of items, as OnNext would for each, with
+// one panic guard (see stage.BatchSubscriber).
+func (s *forEachSubscriber[T]) OnNextBatch(items []T) {
+	if s.probe != nil {
+		for _, v := range items {
+			s.OnNext(v)
+		}
+		return
+	}
+	s.inUser = true
+	defer func() {
+		if s.inUser { // fn panicked
+			s.recoverUser(recover())
+		}
+	}()
+	for _, v := range items {
+		if s.state.Load() != running {
+			s.inUser = false
+			return
+		}
+		if err := s.fn(v); err != nil {
+			s.inUser = false
+			s.fail(err)
+			return
+		}
+	}
+	s.inUser = false
+	s.consumedN(int64(len(items)))
+}
+
 // Collect subscribes to pub and returns every item it emits, in order,
 // once it completes. When pub fails, Collect returns the items received
 // before the error along with it. When ctx is done first, Collect cancels
@@ -126,6 +156,21 @@ func (s *collectSubscriber[T]) OnNext(item T) {
 	}
 	s.items = append(s.items, item)
 	s.consumed()
+}
+
+// OnNextBatch appends a run of items (see stage.BatchSubscriber).
+func (s *collectSubscriber[T]) OnNextBatch(items []T) {
+	if s.probe != nil {
+		for _, v := range items {
+			s.OnNext(v)
+		}
+		return
+	}
+	if s.state.Load() != running {
+		return
+	}
+	s.items = append(s.items, items...)
+	s.consumedN(int64(len(items)))
 }
 
 // Reduce subscribes to pub and folds its items into an accumulator:
@@ -200,6 +245,36 @@ func (s *reduceSubscriber[T, A]) OnNext(item T) {
 	s.consumed()
 }
 
+// OnNextBatch folds a run of items, as OnNext would each, with one panic
+// guard and the accumulator in a local variable (see
+// stage.BatchSubscriber). A panic leaves the accumulator as it was before
+// the item that panicked.
+func (s *reduceSubscriber[T, A]) OnNextBatch(items []T) {
+	if s.probe != nil {
+		for _, v := range items {
+			s.OnNext(v)
+		}
+		return
+	}
+	acc, f := s.acc, s.f
+	s.inUser = true
+	defer func() {
+		if s.inUser { // f panicked
+			s.acc = acc
+			s.recoverUser(recover())
+		}
+	}()
+	for _, v := range items {
+		if s.state.Load() != running {
+			break
+		}
+		acc = f(acc, v)
+	}
+	s.inUser = false
+	s.acc = acc
+	s.consumedN(int64(len(items)))
+}
+
 // Drain subscribes to pub, discards its items, and returns how many it
 // received once pub completes, or the count so far with pub's error. When
 // ctx is done first, Drain cancels upstream and returns 0 and ctx.Err();
@@ -246,4 +321,19 @@ func (s *drainSubscriber[T]) OnNext(T) {
 	}
 	s.count++
 	s.consumed()
+}
+
+// OnNextBatch counts a run of items (see stage.BatchSubscriber).
+func (s *drainSubscriber[T]) OnNextBatch(items []T) {
+	if s.probe != nil {
+		for _, v := range items {
+			s.OnNext(v)
+		}
+		return
+	}
+	if s.state.Load() != running {
+		return
+	}
+	s.count += int64(len(items))
+	s.consumedN(int64(len(items)))
 }

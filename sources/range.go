@@ -193,7 +193,7 @@ func (p rangePublisher) Subscribe(s flow.Subscriber[int]) {
 	if st, _ := probe.Attach(s, "range", p.name, probe.Source); st != nil {
 		s = probe.Observe(st, s)
 	}
-	s.OnSubscribe(&rangeSubscription{s: s, index: p.start, end: p.end})
+	s.OnSubscribe(&rangeSubscription{s: s, b: stage.Batcher(s), index: p.start, end: p.end})
 }
 
 // rangeSubscription emits [index, end). The demand is the ownership token
@@ -207,6 +207,8 @@ type rangeSubscription struct {
 	failure   atomic.Pointer[error] // a non-positive request, signalled on stop
 
 	s     flow.Subscriber[int]
+	b     stage.BatchSubscriber[int] // s, when it takes batches
+	buf   []int                      // the run handed to b
 	index int
 	end   int
 }
@@ -246,7 +248,7 @@ func (r *rangeSubscription) badRequest(n int64) {
 // stop ends a cancelled subscription. The caller owns the loop.
 func (r *rangeSubscription) stop() {
 	s := r.s
-	r.s = nil
+	r.s, r.b = nil, nil
 	if err := r.failure.Load(); err != nil {
 		s.OnError(*err)
 	}
@@ -264,7 +266,7 @@ func (r *rangeSubscription) emit() {
 		if left := n - e; n != flow.Unbounded && left < int64(end-i) {
 			lim = i + int(left)
 		}
-		if !r.run(s, i, lim) {
+		if !r.runAny(s, i, lim) {
 			r.stop()
 			return
 		}
@@ -282,6 +284,31 @@ func (r *rangeSubscription) emit() {
 			e = 0
 		}
 	}
+}
+
+// runAny emits i, …, lim-1 as run does: in runs of up to
+// stage.MaxBatch when the subscriber takes batches (sluice's own stages),
+// one by one otherwise.
+func (r *rangeSubscription) runAny(s flow.Subscriber[int], i, lim int) bool {
+	if r.b == nil {
+		return r.run(s, i, lim)
+	}
+	if r.buf == nil {
+		r.buf = make([]int, stage.MaxBatch)
+	}
+	for i != lim {
+		if r.cancelled.Load() {
+			return false
+		}
+		n := min(lim-i, len(r.buf))
+		run := r.buf[:n]
+		for k := range run {
+			run[k] = i + k
+		}
+		r.b.OnNextBatch(run)
+		i += n
+	}
+	return true
 }
 
 // run emits i, …, lim-1 and reports whether it got to lim without
@@ -305,7 +332,7 @@ func (r *rangeSubscription) complete(s flow.Subscriber[int]) {
 		r.stop()
 		return
 	}
-	r.s = nil
+	r.s, r.b = nil, nil
 	s.OnComplete()
 }
 
@@ -362,7 +389,7 @@ func (p slicePublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	if st, _ := probe.Attach(s, "slice", p.name, probe.Source); st != nil {
 		s = probe.Observe(st, s)
 	}
-	s.OnSubscribe(&sliceSubscription[T]{s: s, items: p.items})
+	s.OnSubscribe(&sliceSubscription[T]{s: s, b: stage.Batcher(s), items: p.items})
 }
 
 // sliceSubscription is rangeSubscription over the indexes of items.
@@ -372,6 +399,7 @@ type sliceSubscription[T any] struct {
 	failure   atomic.Pointer[error]
 
 	s     flow.Subscriber[T]
+	b     stage.BatchSubscriber[T] // s, when it takes batches
 	items []T
 	index int
 }
@@ -408,7 +436,7 @@ func (r *sliceSubscription[T]) badRequest(n int64) {
 
 func (r *sliceSubscription[T]) stop() {
 	s := r.s
-	r.s = nil
+	r.s, r.b = nil, nil
 	r.items = nil
 	if err := r.failure.Load(); err != nil {
 		s.OnError(*err)
@@ -425,7 +453,7 @@ func (r *sliceSubscription[T]) emit() {
 		if left := n - e; n != flow.Unbounded && left < int64(len(batch)) {
 			batch = batch[:left]
 		}
-		if !r.run(s, batch) {
+		if !r.runAny(s, batch) {
 			r.stop()
 			return
 		}
@@ -443,6 +471,23 @@ func (r *sliceSubscription[T]) emit() {
 			e = 0
 		}
 	}
+}
+
+// runAny emits batch as run does: in runs of up to stage.MaxBatch, handed
+// over in place, when the subscriber takes batches, one by one otherwise.
+func (r *sliceSubscription[T]) runAny(s flow.Subscriber[T], batch []T) bool {
+	if r.b == nil {
+		return r.run(s, batch)
+	}
+	for len(batch) != 0 {
+		if r.cancelled.Load() {
+			return false
+		}
+		n := min(len(batch), stage.MaxBatch)
+		r.b.OnNextBatch(batch[:n:n])
+		batch = batch[n:]
+	}
+	return true
 }
 
 // run emits batch and reports whether it got to its end without seeing
@@ -465,7 +510,7 @@ func (r *sliceSubscription[T]) complete(s flow.Subscriber[T]) {
 		r.stop()
 		return
 	}
-	r.s = nil
+	r.s, r.b = nil, nil
 	r.items = nil
 	s.OnComplete()
 }

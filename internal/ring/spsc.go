@@ -121,6 +121,10 @@ func (q *SPSC[T]) Release() {
 	q.head.Store(q.headLocal)
 }
 
+// HoldsPointers reports whether values of T contain pointers that a
+// buffer slot must drop to let the garbage collector reclaim them.
+func HoldsPointers[T any]() bool { return holdsPointers(reflect.TypeFor[T]()) }
+
 // holdsPointers reports whether values of t contain pointers that a
 // queue slot must drop to let the garbage collector reclaim them.
 func holdsPointers(t reflect.Type) bool {
@@ -159,4 +163,41 @@ func (q *SPSC[T]) Empty() bool {
 func (q *SPSC[T]) Len() int {
 	h := q.head.Load()
 	return int(q.tail.Load() - h)
+}
+
+// PutRun appends as many of items as fit, without publishing them, and
+// returns how many it appended (all of them unless the queue filled up).
+// It copies in at most two runs. Producer only.
+func (q *SPSC[T]) PutRun(items []T) int {
+	t := q.tailLocal
+	free := q.capa - (t - q.cachedHead)
+	if free < uint64(len(items)) {
+		q.cachedHead = q.head.Load()
+		free = q.capa - (t - q.cachedHead)
+	}
+	n := min(uint64(len(items)), free)
+	i := t & q.mask
+	k := uint64(copy(q.buf[i:min(i+n, uint64(len(q.buf)))], items[:n]))
+	copy(q.buf, items[k:n])
+	q.tailLocal = t + n
+	return int(n)
+}
+
+// PollRun takes up to max published items that sit next to each other in
+// the queue (it stops at the wrap-around) and returns them as a slice of
+// the queue's own storage, empty when the queue is empty. The slice stays
+// valid until Release, which makes its room available to the producer.
+// Consumer only.
+func (q *SPSC[T]) PollRun(max int) []T {
+	h := q.headLocal
+	if h == q.cachedTail {
+		q.cachedTail = q.tail.Load()
+		if h == q.cachedTail {
+			return nil
+		}
+	}
+	i := h & q.mask
+	n := min(q.cachedTail-h, uint64(max), uint64(len(q.buf))-i)
+	q.headLocal = h + n
+	return q.buf[i : i+n : i+n]
 }

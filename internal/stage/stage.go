@@ -115,3 +115,36 @@ func EmitsInRequest(s flow.Subscription) bool {
 	e, ok := s.(SyncEmitter)
 	return ok && e.EmitsInRequest()
 }
+
+// MaxBatch is the most items a caller passes in one
+// [BatchSubscriber.OnNextBatch] call, so that an implementation's scratch
+// space stays bounded.
+const MaxBatch = 256
+
+// BatchSubscriber is implemented by the Subscribers of sluice's own
+// stages that can take a run of items in one call, which saves the
+// per-item interface call and panic guard between stages on the hot path
+// of a chain (an async boundary's drain loop handing its queue to Map,
+// Map to Filter, Filter to the next boundary's queue, to a sink).
+//
+// OnNextBatch(items) stands for len(items) OnNext calls, in order, and
+// obeys the same rules: it is serial with the other signals, and the
+// caller must hold that much outstanding demand. items is not empty and
+// holds at most MaxBatch items; it is valid only during the call and
+// belongs to the caller, so the callee neither modifies nor retains it.
+// An implementation delivers what it cannot take as a batch (when it is
+// monitored, or its own downstream takes single items) one item at a
+// time, so a caller never needs a fallback of its own.
+//
+// The interface is internal: user Subscribers receive single OnNext
+// calls, and a stage uses batches only when its downstream implements it.
+type BatchSubscriber[T any] interface {
+	flow.Subscriber[T]
+	OnNextBatch(items []T)
+}
+
+// Batcher returns s as a BatchSubscriber, or nil when it is not one.
+func Batcher[T any](s flow.Subscriber[T]) BatchSubscriber[T] {
+	b, _ := s.(BatchSubscriber[T])
+	return b
+}

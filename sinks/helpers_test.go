@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/stage"
 )
 
 // The flowtest kit and the sources package are written concurrently, so
@@ -21,11 +22,23 @@ const (
 	asyncMode                   // from a goroutine of its own, started at Subscribe
 	silentMode                  // never emits and never ends
 	asyncSilentMode             // calls OnSubscribe from a goroutine, then never emits
+	syncRunsMode                // as syncMode, in runs to a subscriber that takes them
+	asyncRunsMode               // as asyncMode, in runs to a subscriber that takes them
 )
 
+// emittingModes are the modes in which a testPub emits.
+var emittingModes = []mode{syncMode, asyncMode, syncRunsMode, asyncRunsMode}
+
 func (m mode) String() string {
-	return [...]string{"sync", "async", "silent", "async silent"}[m]
+	return [...]string{"sync", "async", "silent", "async silent", "sync runs", "async runs"}[m]
 }
+
+// runs reports whether the mode hands over runs (stage.BatchSubscriber).
+func (m mode) runs() bool { return m == syncRunsMode || m == asyncRunsMode }
+
+// testRun is the longest run a testPub hands over: shorter than the
+// sinks' default prefetch, so that runs end at different points of it.
+const testRun = 50
 
 // testPub emits 0, 1, …, n-1 and then completes, or fails with err if it
 // is set. n < 0 never ends. It records what its subscribers do to it.
@@ -80,9 +93,9 @@ func (p *testPub) Subscribe(s flow.Subscriber[int]) {
 	p.mu.Unlock()
 	sub := &testSub{p: p, s: s, kick: make(chan struct{}, 1), quit: make(chan struct{})}
 	switch p.mode {
-	case syncMode, silentMode:
+	case syncMode, syncRunsMode, silentMode:
 		s.OnSubscribe(sub)
-	case asyncMode:
+	case asyncMode, asyncRunsMode:
 		s.OnSubscribe(sub)
 		p.subscribeWG.Add(1)
 		go sub.run()
@@ -116,11 +129,11 @@ func (x *testSub) Request(n int64) {
 		return // the sinks never request n <= 0; the recorded call fails the test
 	}
 	switch x.p.mode {
-	case syncMode:
+	case syncMode, syncRunsMode:
 		if x.demand.Add(n) == 0 {
 			x.drain()
 		}
-	case asyncMode:
+	case asyncMode, asyncRunsMode:
 		x.demand.Add(n)
 		select {
 		case x.kick <- struct{}{}:
@@ -142,6 +155,9 @@ func (x *testSub) Cancel() {
 // emitSome emits up to n items and reports whether the stream is over
 // (ended or cancelled), and how many it emitted.
 func (x *testSub) emitSome(n int64) (e int64, over bool) {
+	if b := stage.Batcher(x.s); b != nil && x.p.mode.runs() {
+		return x.emitRuns(b, n)
+	}
 	for e != n {
 		if x.cancelled.Load() {
 			return e, true
@@ -156,6 +172,38 @@ func (x *testSub) emitSome(n int64) (e int64, over bool) {
 		x.s.OnNext(x.i)
 		x.i++
 		e++
+		if x.i == x.p.n && !x.cancelled.Load() {
+			x.end()
+			return e, true
+		}
+	}
+	return e, false
+}
+
+// emitRuns is emitSome in runs of up to testRun items.
+func (x *testSub) emitRuns(b stage.BatchSubscriber[int], n int64) (e int64, over bool) {
+	for e != n {
+		if x.cancelled.Load() {
+			return e, true
+		}
+		if x.i == x.p.n {
+			x.end()
+			return e, true
+		}
+		k := int(min(n-e, testRun))
+		if x.p.n >= 0 {
+			k = min(k, x.p.n-x.i)
+		}
+		run := make([]int, k)
+		for j := range run {
+			run[j] = x.i + j
+			if x.p.onEmit != nil {
+				x.p.onEmit(run[j])
+			}
+		}
+		b.OnNextBatch(run)
+		x.i += k
+		e += int64(k)
 		if x.i == x.p.n && !x.cancelled.Load() {
 			x.end()
 			return e, true

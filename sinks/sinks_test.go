@@ -124,7 +124,7 @@ func allRequests(want []int64, n int, m mode, got []int64) []int64 {
 	for granted := prefetch; k < len(want) && granted < int64(n); granted += limit {
 		k++
 	}
-	if m == asyncMode && len(got) > k && len(got) <= len(want) {
+	if (m == asyncMode || m == asyncRunsMode) && len(got) > k && len(got) <= len(want) {
 		k = len(got)
 	}
 	return want[:k]
@@ -147,7 +147,7 @@ func TestSinksDeliverExactResults(t *testing.T) {
 		{name: "error before any item", n: 0, err: errBoom},
 	}
 	for _, sk := range allSinks() {
-		for _, m := range []mode{syncMode, asyncMode} {
+		for _, m := range emittingModes {
 			for _, tt := range tests {
 				if sk.name == "All" && len(tt.opts) > 0 && tt.name == "1000 items unbounded" {
 					continue // All rejects Unbounded; see TestArgumentsPanic
@@ -187,7 +187,7 @@ func TestSinksRequestBy75PercentRule(t *testing.T) {
 		{name: "last option wins: prefetch", n: 10, opts: []sinks.Option{sinks.Unbounded(), sinks.Prefetch(4)}, want: []int64{4, 3, 3, 3}},
 	}
 	for _, sk := range allSinks() {
-		for _, m := range []mode{syncMode, asyncMode} {
+		for _, m := range emittingModes {
 			for _, tt := range tests {
 				if sk.name == "All" && len(tt.want) == 1 {
 					continue // All rejects Unbounded
@@ -414,7 +414,7 @@ func TestSinksStopAsyncStreamOnContextCancel(t *testing.T) {
 }
 
 func TestForEachReturnsFnErrorAndCancels(t *testing.T) {
-	for _, m := range []mode{syncMode, asyncMode} {
+	for _, m := range emittingModes {
 		t.Run(m.String(), func(t *testing.T) {
 			pub := newPub(100, nil, m)
 			var calls []int
@@ -444,7 +444,7 @@ func TestPanicsBecomePanicErrors(t *testing.T) {
 		Items []int
 		Value any
 	}
-	for _, m := range []mode{syncMode, asyncMode} {
+	for _, m := range emittingModes {
 		for _, tt := range []struct {
 			name string
 			run  func(pub flow.Publisher[int]) ([]int, error)
@@ -675,7 +675,7 @@ func TestArgumentsPanic(t *testing.T) {
 }
 
 func TestAllBreakCancelsUpstream(t *testing.T) {
-	for _, m := range []mode{syncMode, asyncMode} {
+	for _, m := range emittingModes {
 		t.Run(m.String(), func(t *testing.T) {
 			pub := newPub(-1, nil, m)
 			var got []int
@@ -837,7 +837,7 @@ func TestToChannelSlowReaderBackpressures(t *testing.T) {
 // Nobody reads: the send blocks until ctx ends, then ToChannel closes the
 // channel without a send racing the close.
 func TestToChannelAbandonsABlockedSend(t *testing.T) {
-	for _, m := range []mode{syncMode, asyncMode} {
+	for _, m := range emittingModes {
 		t.Run(m.String(), func(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				ctx, cancel := context.WithTimeout(t.Context(), time.Second)

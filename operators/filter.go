@@ -5,6 +5,7 @@ import (
 
 	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/internal/fuse"
+	"github.com/sluicego/sluice/internal/stage"
 )
 
 // Filtering stages forward downstream's Request(n) upstream unchanged.
@@ -186,31 +187,28 @@ func (x *filterSubscriber[T]) OnNext(item T) {
 }
 
 // OnNextBatch takes a run of items from upstream (see
-// stage.BatchSubscriber) with one panic guard for the run, as
-// [mapSubscriber.OnNextBatch] does: the kept items go downstream as one
-// run when downstream takes batches, one by one otherwise. Rejections are
-// counted and replaced as in OnNext.
+// stage.BatchSubscriber) with one panic guard for the run. When
+// downstream takes runs too, the kept items go on as one run, built in
+// the stage's scratch space (see filterRun); otherwise each kept item is
+// delivered as OnNext would, before keep sees the next one, stopping
+// where downstream's cancel is seen. Rejections are counted and replaced
+// as in OnNext. If keep panics, the items kept before are delivered
+// first, then the error.
 func (x *filterSubscriber[T]) OnNextBatch(items []T) {
 	p := x.down.Load()
 	if p == nil {
 		return
 	}
-	b := x.batchTo(p)
-	var out []T
-	k, inF := 0, false
+	if b := x.batchTo(p); b != nil {
+		x.filterRun(p, b, items)
+		return
+	}
+	inF := false
 	defer func() {
 		if inF { // keep panicked
-			if v := recover(); v != nil {
-				if b != nil {
-					x.emitRun(b, out[:k])
-				}
-				x.panicked(v)
-			}
+			x.panicked(recover())
 		}
 	}()
-	if b != nil {
-		out = x.scratch(len(items))
-	}
 	for _, v := range items {
 		if x.down.Load() != p {
 			return // cancelled: nothing more is delivered
@@ -219,22 +217,58 @@ func (x *filterSubscriber[T]) OnNextBatch(items []T) {
 		inF = true
 		keep := x.keep(v)
 		inF = false
-		switch {
-		case !keep:
-			x.pend++
-		case b != nil:
-			out[k] = v
-			k++
-		default:
+		if keep {
 			x.emit(p, v)
+		} else {
+			x.pend++
 		}
 		if x.due--; x.due <= 0 {
 			x.flush()
 		}
 	}
-	if b != nil {
-		x.emitRun(b, out[:k])
+}
+
+// filterRun is OnNextBatch for a downstream b that takes runs. It works
+// through the run in segments that end where the replacement countdown
+// (due) runs out, so that the counters are updated once per segment, not
+// per item, and it looks for downstream's cancel once per segment: within
+// a segment keep may still see items whose results a cancel discards.
+func (x *filterSubscriber[T]) filterRun(p *flow.Subscriber[T], b stage.BatchSubscriber[T], items []T) {
+	out := x.scratch(len(items))
+	k, inF := 0, true
+	defer func() {
+		if inF { // keep panicked
+			if v := recover(); v != nil {
+				x.emitRun(b, out[:k])
+				x.panicked(v)
+			}
+		}
+	}()
+	keep := x.keep
+	for len(items) != 0 {
+		if x.down.Load() != p {
+			return // cancelled: nothing more is delivered
+		}
+		seg := items[:min(int64(len(items)), max(x.due, 1))]
+		items = items[len(seg):]
+		kept := k
+		for _, v := range seg {
+			if keep(v) {
+				out[k] = v
+				k++
+			}
+		}
+		n := int64(len(seg))
+		x.recv += n
+		x.pend += n - int64(k-kept)
+		if x.due -= n; x.due <= 0 {
+			inF = false
+			x.flush()
+			inF = true
+		}
 	}
+	inF = false
+	x.emitRun(b, out[:k])
 }
 
 // ---- FilterErr ----

@@ -168,7 +168,101 @@ func TestLoopFusionMatchesSubscriptionPath(t *testing.T) {
 			if diff := cmp.Diff(tt.want, fused, cmpopts.EquateEmpty()); diff != "" {
 				t.Errorf("fused loop (-want +got)\n%s", diff)
 			}
+			// Collect takes runs where the loop can hand them over
+			// (fuse.RunLoop, Range and Slice): the same items, also
+			// before a panic.
+			var runs outcome
+			items, err := sinks.Collect(context.Background(), tt.pub())
+			runs.Items = items
+			if err != nil {
+				runs.Err = err.Error()
+			}
+			if diff := cmp.Diff(tt.want, runs, cmpopts.EquateEmpty()); diff != "" {
+				t.Errorf("fused loop in runs (-want +got)\n%s", diff)
+			}
 		})
+	}
+}
+
+// TestLoopFusionRunsForReduce checks Reduce and Drain over fused loops,
+// with and without runs (Range and Slice hand a sink runs; Map and
+// Filter(Map) over them do not), against the subscription path: the same
+// result, the same accumulator before a panic in f, keep or the sink's
+// own function, and the same error.
+func TestLoopFusionRunsForReduce(t *testing.T) {
+	type result struct {
+		Acc  int
+		N    int64
+		Err  string
+		NErr string
+	}
+	panicAt := func(at int) func(int) int {
+		return func(v int) int {
+			if v == at {
+				panic(fmt.Sprint("f ", v))
+			}
+			return v * 3
+		}
+	}
+	keepAt := func(at int) func(int) bool {
+		return func(v int) bool {
+			if v == at {
+				panic(fmt.Sprint("keep ", v))
+			}
+			return v%2 == 0
+		}
+	}
+	slice := make([]int, 300)
+	for i := range slice {
+		slice[i] = i
+	}
+	for _, tc := range []struct {
+		name string
+		pub  flow.Publisher[int]
+		runs bool // the loop hands the sink runs
+	}{
+		{"range", sources.Range(0, 300), true},
+		{"slice", sources.Slice(slice), true},
+		{"map over range", operators.Map(sources.Range(0, 300), panicAt(-1)), false},
+		{"map over slice", operators.Map(sources.Slice(slice), panicAt(-1)), false},
+		{"map over range panics", operators.Map(sources.Range(0, 300), panicAt(150), operators.Name("m")), false},
+		{"map over slice panics", operators.Map(sources.Slice(slice), panicAt(70), operators.Name("m")), false},
+		{"pair over range", operators.Filter(operators.Map(sources.Range(0, 300), panicAt(-1)), keepAt(-1)), false},
+		{"pair over range, f panics", operators.Filter(operators.Map(sources.Range(0, 300), panicAt(200), operators.Name("m")), keepAt(-1), operators.Name("k")), false},
+		{"pair over range, keep panics", operators.Filter(operators.Map(sources.Range(0, 300), panicAt(-1), operators.Name("m")), keepAt(3*131), operators.Name("k")), false},
+		{"pair over slice, keep panics", operators.Filter(operators.Map(sources.Slice(slice), panicAt(-1), operators.Name("m")), keepAt(3*67), operators.Name("k")), false},
+	} {
+		for _, sinkPanics := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/sink panics=%v", tc.name, sinkPanics), func(t *testing.T) {
+				add := func(a, v int) int {
+					if sinkPanics && a > 5000 {
+						panic("sink")
+					}
+					return a + v
+				}
+				run := func(opts ...sinks.Option) result {
+					var r result
+					acc, err := sinks.Reduce(context.Background(), tc.pub, 0, add, opts...)
+					r.Acc = acc
+					if err != nil {
+						r.Err = err.Error()
+					}
+					n, err := sinks.Drain(context.Background(), tc.pub, opts...)
+					r.N = n
+					if err != nil {
+						r.NErr = err.Error()
+					}
+					return r
+				}
+				fused, subscribed := run(), run(sinks.Prefetch(16))
+				if rl, ok := tc.pub.(fuse.RunLoop[int]); (ok && rl.FusedRunsOK()) != tc.runs {
+					t.Errorf("%T hands a sink runs: %v, want %v", tc.pub, ok, tc.runs)
+				}
+				if diff := cmp.Diff(subscribed, fused); diff != "" {
+					t.Errorf("fused in runs (-subscribed +fused)\n%s", diff)
+				}
+			})
+		}
 	}
 }
 

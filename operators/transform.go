@@ -295,47 +295,55 @@ func (x *mapSubscriber[T, R]) OnNext(item T) {
 
 // OnNextBatch takes a run of items from upstream (see
 // stage.BatchSubscriber) with one panic guard for the run. When
-// downstream takes batches too, it maps the run into the stage's scratch
-// run and hands that on in one call; otherwise it delivers each result as
-// OnNext would, before calling f on the next item. Either way it stops at
-// the item where downstream's cancel is seen, and if f panics, the items
-// mapped before are delivered first, then the error.
+// downstream takes runs too, it maps the whole run into the stage's
+// scratch space and hands that on in one call (see mapRun); otherwise it
+// delivers each result as OnNext would, before calling f on the next
+// item, and stops where downstream's cancel is seen. If f panics, the
+// items mapped before are delivered first, then the error.
 func (x *mapSubscriber[T, R]) OnNextBatch(items []T) {
 	p := x.down.Load()
 	if p == nil {
 		return
 	}
-	b := x.batchTo(p)
-	var out []R
-	i, inF := 0, false
+	if b := x.batchTo(p); b != nil {
+		x.mapRun(b, items)
+		return
+	}
+	inF := false
 	defer func() {
-		if inF { // f panicked on items[i]
+		if inF { // f panicked
+			x.panicked(recover())
+		}
+	}()
+	for _, v := range items {
+		if x.down.Load() != p {
+			return // cancelled: nothing more is delivered
+		}
+		inF = true
+		r := x.f(v)
+		inF = false
+		x.emit(p, r)
+	}
+}
+
+// mapRun is OnNextBatch for a downstream b that takes runs. It does not
+// look for downstream's cancel within the run: f may see items whose
+// results a cancel discards, as behind an async boundary's prefetch.
+func (x *mapSubscriber[T, R]) mapRun(b stage.BatchSubscriber[R], items []T) {
+	out := x.scratch(len(items))
+	i := 0
+	defer func() {
+		if i < len(items) { // f panicked on items[i]
 			if v := recover(); v != nil {
-				if b != nil {
-					x.emitRun(b, out[:i])
-				}
+				x.emitRun(b, out[:i])
 				x.panicked(v)
 			}
 		}
 	}()
-	if b == nil {
-		for ; i < len(items) && x.down.Load() == p; i++ {
-			inF = true
-			r := x.f(items[i])
-			inF = false
-			x.emit(p, r)
-		}
-		return
-	}
-	out = x.scratch(len(items))
-	inF = true
+	f := x.f
 	for ; i < len(items); i++ {
-		if x.down.Load() != p {
-			return // cancelled: nothing more is delivered
-		}
-		out[i] = x.f(items[i])
+		out[i] = f(items[i])
 	}
-	inF = false
 	x.emitRun(b, out)
 }
 

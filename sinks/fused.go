@@ -59,7 +59,12 @@ func (s *stopFlag) unwatch() {
 // stream (the caller must then discard its result, as the protocol path
 // does), and otherwise the stream's error, or a *flow.PanicError for a
 // panic in a user function.
-func runFused[T any](ctx context.Context, c config, l fuse.Loop[T], stop *stopFlag, yield func(T) bool) (ok bool, err error) {
+//
+// yieldRun, when not nil, is the sink's function for runs of items, used
+// when l can hand over runs (fuse.RunLoop); it must do what yield does
+// for each item of the run, and is given only by sinks whose function
+// cannot end the stream early.
+func runFused[T any](ctx context.Context, c config, l fuse.Loop[T], stop *stopFlag, yield func(T) bool, yieldRun func([]T) bool) (ok bool, err error) {
 	stop.watch(ctx)
 	defer stop.unwatch()
 	run := fuse.NewRun(ctx, &stop.Bool)
@@ -71,7 +76,11 @@ func runFused[T any](ctx context.Context, c config, l fuse.Loop[T], stop *stopFl
 		}
 		run.End(err, v != nil, !ok)
 	}()
-	err = l.FusedLoop(run, fuse.Layer(run, "", yield))
+	if rl, isRL := l.(fuse.RunLoop[T]); isRL && yieldRun != nil && rl.FusedRunsOK() {
+		err = rl.FusedRuns(run, fuse.Layer(run, "", yieldRun))
+	} else {
+		err = l.FusedLoop(run, fuse.Layer(run, "", yield))
+	}
 	if stop.Load() {
 		return false, context.Cause(ctx)
 	}

@@ -44,7 +44,7 @@ func ForEach[T any](ctx context.Context, pub flow.Publisher[T], fn func(T) error
 		_, err := runFused(ctx, c, l, &stop, func(v T) bool {
 			fnErr = fn(v)
 			return fnErr == nil && !stop.Load()
-		})
+		}, nil) // fn can end the stream: it sees each item before the stages above see the next
 		if fnErr != nil {
 			return fnErr
 		}
@@ -131,6 +131,9 @@ func Collect[T any](ctx context.Context, pub flow.Publisher[T], opts ...Option) 
 		ok, err := runFused(ctx, c, l, &stop, func(v T) bool {
 			items = append(items, v)
 			return !stop.Load()
+		}, func(vs []T) bool {
+			items = append(items, vs...)
+			return !stop.Load()
 		})
 		if !ok {
 			return nil, err
@@ -207,6 +210,11 @@ func Reduce[T, A any](ctx context.Context, pub flow.Publisher[T], initial A, f f
 		acc := initial
 		ok, err := runFused(ctx, c, l, &stop, func(v T) bool {
 			acc = f(acc, v)
+			return !stop.Load()
+		}, func(vs []T) bool {
+			for _, v := range vs {
+				acc = f(acc, v)
+			}
 			return !stop.Load()
 		})
 		if !ok {
@@ -295,6 +303,9 @@ func Drain[T any](ctx context.Context, pub flow.Publisher[T], opts ...Option) (i
 		var n int64
 		ok, err := runFused(ctx, c, l, &stop, func(T) bool {
 			n++
+			return !stop.Load()
+		}, func(vs []T) bool {
+			n += int64(len(vs))
 			return !stop.Load()
 		})
 		if !ok {

@@ -133,6 +133,36 @@ func (p rangePublisher) FusedRange(run *fuse.Run, body func(lo, hi int) (int, bo
 	return nil
 }
 
+// FusedRunsOK reports true: a Range can always hand a sink runs (see
+// fuse.RunLoop).
+func (p rangePublisher) FusedRunsOK() bool { return true }
+
+// FusedRuns runs the range for a sink that takes runs: the ints of each
+// run of up to 64 are written into one buffer, allocated once, and
+// handed to yield.
+func (p rangePublisher) FusedRuns(run *fuse.Run, yield func([]int) bool) error {
+	buf := make([]int, 64)
+	return p.FusedRange(run, func(lo, hi int) (int, bool) {
+		r := buf[:hi-lo]
+		for k := range r {
+			r[k] = lo + k
+		}
+		return hi, yield(r)
+	})
+}
+
+// FusedRunsOK reports true: a Slice can always hand a sink runs (see
+// fuse.RunLoop).
+func (p slicePublisher[T]) FusedRunsOK() bool { return true }
+
+// FusedRuns runs the slice for a sink that takes runs: each run is a
+// piece of the slice itself, up to 64 items, not a copy.
+func (p slicePublisher[T]) FusedRuns(run *fuse.Run, yield func([]T) bool) error {
+	return p.FusedSlice(run, func(items []T) (int, bool) {
+		return len(items), yield(items[:len(items):len(items)])
+	})
+}
+
 // FusedSlice runs the slice through body, the first layer's own loop, a
 // run of at most 64 items at a time (see fuse.SliceLoop).
 func (p slicePublisher[T]) FusedSlice(run *fuse.Run, body func(items []T) (int, bool)) error {

@@ -264,6 +264,28 @@ type SliceLoop[T any] interface {
 	FusedSlice(run *Run, body func(items []T) (n int, ok bool)) error
 }
 
+// RunLoop is implemented by a source [Loop] that can also hand a sink its
+// items in runs of at most 64, which saves the sink's closure call per
+// item (Range writes its ints into one buffer; Slice passes pieces of its
+// slice). Only a sink whose function cannot end the stream early takes
+// runs (Reduce, Collect, Drain); the stream still stops within one run of
+// the Stop flag. Stages do not implement it: a stage's loop would have to
+// record how far it got in every run, so that a panic in its function
+// still hands the sink the items before it, and measured that costs what
+// the saved call does.
+type RunLoop[T any] interface {
+	Loop[T]
+	// FusedRunsOK reports whether FusedRuns can run this loop: it may
+	// depend on the source and on the functions the stages were given.
+	// It has no side effects; a sink asks before attaching anything.
+	FusedRunsOK() bool
+	// FusedRuns runs the loop as FusedLoop does, but calls yield with
+	// runs of items, each valid only during the call, until the stream
+	// ends or yield returns false. The sink passes yield through [Layer],
+	// as it does its per-item closure.
+	FusedRuns(run *Run, yield func([]T) bool) error
+}
+
 // Attribute returns the error for v, a value just recovered from a panic
 // of the run, by the deferred function that recovered it (the panicking
 // frames are still on the stack then): a *flow.PanicError, wrapped with

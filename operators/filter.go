@@ -99,6 +99,25 @@ func dueIn(u, pend int64) int64 {
 	return max((3*u-pend+3)/4, 1)
 }
 
+// segment returns how many of the n items left in a run can be taken
+// before the replacement countdown (due) runs out: a stage that takes
+// runs works through them in such segments and accounts for each with
+// counted, so that its counters move once per segment, not per item.
+func (x *filterLink[T]) segment(n int) int {
+	return int(min(int64(n), max(x.due, 1)))
+}
+
+// counted accounts for a segment of n items of which kept were passed
+// on, as n calls of OnNext would, and re-requests the rejected ones when
+// due.
+func (x *filterLink[T]) counted(n, kept int) {
+	x.recv += int64(n)
+	x.pend += int64(n - kept)
+	if x.due -= int64(n); x.due <= 0 {
+		x.flush()
+	}
+}
+
 // ---- Filter ----
 
 // Filter returns a publisher that emits the items of src for which keep
@@ -249,7 +268,7 @@ func (x *filterSubscriber[T]) filterRun(p *flow.Subscriber[T], b stage.BatchSubs
 		if x.down.Load() != p {
 			return // cancelled: nothing more is delivered
 		}
-		seg := items[:min(int64(len(items)), max(x.due, 1))]
+		seg := items[:x.segment(len(items))]
 		items = items[len(seg):]
 		kept := k
 		for _, v := range seg {
@@ -258,14 +277,9 @@ func (x *filterSubscriber[T]) filterRun(p *flow.Subscriber[T], b stage.BatchSubs
 				k++
 			}
 		}
-		n := int64(len(seg))
-		x.recv += n
-		x.pend += n - int64(k-kept)
-		if x.due -= n; x.due <= 0 {
-			inF = false
-			x.flush()
-			inF = true
-		}
+		inF = false
+		x.counted(len(seg), k-kept)
+		inF = true
 	}
 	inF = false
 	x.emitRun(b, out[:k])

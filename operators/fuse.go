@@ -70,6 +70,61 @@ func (x *mapFilterSubscriber[T, R]) OnNext(item T) {
 	}
 }
 
+// OnNextBatch takes a run of items from upstream (see
+// stage.BatchSubscriber). When downstream takes runs too, the pair maps
+// and filters the run into the stage's scratch space, in segments as
+// [filterSubscriber.OnNextBatch] does, and hands the kept results on in
+// one call; a panic delivers the results kept before it, then the error,
+// named after the stage whose function panicked. Otherwise it delivers
+// item by item through OnNext.
+func (x *mapFilterSubscriber[T, R]) OnNextBatch(items []T) {
+	p := x.down.Load()
+	if p == nil {
+		return
+	}
+	b := x.batchTo(p)
+	if b == nil {
+		for _, v := range items {
+			if x.down.Load() != p {
+				return
+			}
+			x.OnNext(v)
+		}
+		return
+	}
+	out := x.scratch(len(items))
+	k, stage := 0, 2 // stage as in OnNext
+	defer func() {
+		if stage != 2 {
+			if v := recover(); v != nil {
+				x.emitRun(b, out[:k])
+				x.panickedAs(x.nameOf(stage), v)
+			}
+		}
+	}()
+	f, keep := x.f, x.keep
+	for len(items) != 0 {
+		if x.down.Load() != p {
+			return // cancelled: nothing more is delivered
+		}
+		seg := items[:x.segment(len(items))]
+		items = items[len(seg):]
+		kept := k
+		for _, v := range seg {
+			stage = 0
+			r := f(v)
+			stage = 1
+			if keep(r) {
+				out[k] = r
+				k++
+			}
+		}
+		stage = 2
+		x.counted(len(seg), k-kept)
+	}
+	x.emitRun(b, out[:k])
+}
+
 func (x *mapFilterSubscriber[T, R]) nameOf(stage int) string {
 	if stage == 0 {
 		return x.mapName
@@ -126,6 +181,55 @@ func (x *filterMapSubscriber[T, R]) OnNext(item T) {
 	if x.due--; x.due <= 0 {
 		x.flush()
 	}
+}
+
+// OnNextBatch is [mapFilterSubscriber.OnNextBatch] for the pair in the
+// other order: keep, then f on the items kept.
+func (x *filterMapSubscriber[T, R]) OnNextBatch(items []T) {
+	p := x.down.Load()
+	if p == nil {
+		return
+	}
+	b := x.batchTo(p)
+	if b == nil {
+		for _, v := range items {
+			if x.down.Load() != p {
+				return
+			}
+			x.OnNext(v)
+		}
+		return
+	}
+	out := x.scratch(len(items))
+	k, stage := 0, 2 // stage as in OnNext
+	defer func() {
+		if stage != 2 {
+			if v := recover(); v != nil {
+				x.emitRun(b, out[:k])
+				x.panickedAs(x.nameOf(stage), v)
+			}
+		}
+	}()
+	f, keep := x.f, x.keep
+	for len(items) != 0 {
+		if x.down.Load() != p {
+			return // cancelled: nothing more is delivered
+		}
+		seg := items[:x.segment(len(items))]
+		items = items[len(seg):]
+		kept := k
+		for _, v := range seg {
+			stage = 0
+			if keep(v) {
+				stage = 1
+				out[k] = f(v)
+				k++
+			}
+		}
+		stage = 2
+		x.counted(len(seg), k-kept)
+	}
+	x.emitRun(b, out[:k])
 }
 
 func (x *filterMapSubscriber[T, R]) nameOf(stage int) string {

@@ -46,6 +46,12 @@ func TestRunsConformance(t *testing.T) {
 			{"Filter(PublishOn(Range))", func(n int64) flow.Publisher[int] {
 				return operators.Filter(operators.PublishOn(sources.Range(0, int(2*n)), s), even)
 			}, 1 << 40},
+			{"Filter(Map(PublishOn(Range)))", func(n int64) flow.Publisher[int] {
+				return operators.Filter(operators.Map(operators.PublishOn(sources.Range(0, int(2*n)), s), func(v int) int { return v + 1 }), even)
+			}, 1 << 40},
+			{"Map(Filter(PublishOn(Range)))", func(n int64) flow.Publisher[int] {
+				return operators.Map(operators.Filter(operators.PublishOn(sources.Range(0, int(2*n)), s), even), func(v int) int { return v + 1 })
+			}, 1 << 40},
 		} {
 			t.Run(sname+"/"+tc.name, func(t *testing.T) {
 				var used []*stagetest.Runs[int]
@@ -183,10 +189,27 @@ func TestRunsChainExact(t *testing.T) {
 // in the middle of a run, delivers the items before it and then the
 // error, exactly as item by item, whatever the downstream takes.
 func TestRunsUserPanic(t *testing.T) {
+	tens := func(at int) func(int) int {
+		return func(v int) int {
+			if v == at {
+				panic("five")
+			}
+			return v * 10
+		}
+	}
+	keepAt := func(at, mod int) func(int) bool {
+		return func(v int) bool {
+			if v == at {
+				panic("five")
+			}
+			return v%mod == 0
+		}
+	}
 	for _, tc := range []struct {
 		name  string
 		stage func(flow.Publisher[int]) flow.Publisher[int]
 		want  []int
+		who   string // the stage the error names
 	}{
 		{"Map", func(p flow.Publisher[int]) flow.Publisher[int] {
 			return operators.Map(p, func(v int) int {
@@ -195,7 +218,7 @@ func TestRunsUserPanic(t *testing.T) {
 				}
 				return v * 10
 			}, operators.Name("tens"))
-		}, []int{0, 10, 20, 30, 40}},
+		}, []int{0, 10, 20, 30, 40}, "tens"},
 		{"Filter", func(p flow.Publisher[int]) flow.Publisher[int] {
 			return operators.Filter(p, func(v int) bool {
 				if v == 5 {
@@ -203,7 +226,20 @@ func TestRunsUserPanic(t *testing.T) {
 				}
 				return v%2 == 0
 			}, operators.Name("tens"))
-		}, []int{0, 2, 4}},
+		}, []int{0, 2, 4}, "tens"},
+		// The fused pairs (fuse.go), with a panic in either function.
+		{"Filter(Map), f panics", func(p flow.Publisher[int]) flow.Publisher[int] {
+			return operators.Filter(operators.Map(p, tens(5), operators.Name("m")), keepAt(-1, 20), operators.Name("k"))
+		}, []int{0, 20, 40}, "m"},
+		{"Filter(Map), keep panics", func(p flow.Publisher[int]) flow.Publisher[int] {
+			return operators.Filter(operators.Map(p, tens(-1), operators.Name("m")), keepAt(50, 20), operators.Name("k"))
+		}, []int{0, 20, 40}, "k"},
+		{"Map(Filter), keep panics", func(p flow.Publisher[int]) flow.Publisher[int] {
+			return operators.Map(operators.Filter(p, keepAt(5, 2), operators.Name("k")), tens(-1), operators.Name("m"))
+		}, []int{0, 20, 40}, "k"},
+		{"Map(Filter), f panics", func(p flow.Publisher[int]) flow.Publisher[int] {
+			return operators.Map(operators.Filter(p, keepAt(-1, 2), operators.Name("k")), tens(4), operators.Name("m"))
+		}, []int{0, 20}, "m"},
 	} {
 		for _, runs := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/runs=%v", tc.name, runs), func(t *testing.T) {
@@ -225,8 +261,8 @@ func TestRunsUserPanic(t *testing.T) {
 					t.Errorf("items (-want +got)\n%s", diff)
 				}
 				var pe *flow.PanicError
-				if err := rec.Err(); !errors.As(err, &pe) || pe.Value != "five" || !hasPrefix(err.Error(), "tens: ") {
-					t.Errorf("error %v, want a *flow.PanicError of \"five\" from tens", err)
+				if err := rec.Err(); !errors.As(err, &pe) || pe.Value != "five" || !hasPrefix(err.Error(), tc.who+": ") {
+					t.Errorf("error %v, want a *flow.PanicError of \"five\" from %s", err, tc.who)
 				}
 				up.Check(t, true)
 				if tp != nil {

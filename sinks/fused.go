@@ -63,7 +63,8 @@ func (s *stopFlag) unwatch() {
 // yieldRun, when not nil, is the sink's function for runs of items, used
 // when l can hand over runs (fuse.RunLoop); it must do what yield does
 // for each item of the run, and is given only by sinks whose function
-// cannot end the stream early.
+// cannot end the stream early. yield may be nil when l is known to hand
+// over runs.
 func runFused[T any](ctx context.Context, c config, l fuse.Loop[T], stop *stopFlag, yield func(T) bool, yieldRun func([]T) bool) (ok bool, err error) {
 	stop.watch(ctx)
 	defer stop.unwatch()

@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/sluicego/sluice/flow"
+	"github.com/sluicego/sluice/internal/fuse"
 )
 
 // ForEach subscribes to pub, calls fn with each item in order, and blocks
@@ -206,17 +207,15 @@ func Reduce[T, A any](ctx context.Context, pub flow.Publisher[T], initial A, f f
 		panic("sluice: Reduce: nil function")
 	}
 	if l, ok := fusedLoop(pub, c); ok && ctx.Err() == nil {
+		if rl, ok := l.(fuse.RunLoop[T]); ok && rl.FusedRunsOK() {
+			return reduceRuns(ctx, c, rl, initial, f)
+		}
 		var stop stopFlag
 		acc := initial
 		ok, err := runFused(ctx, c, l, &stop, func(v T) bool {
 			acc = f(acc, v)
 			return !stop.Load()
-		}, func(vs []T) bool {
-			for _, v := range vs {
-				acc = f(acc, v)
-			}
-			return !stop.Load()
-		})
+		}, nil)
 		if !ok {
 			var zero A
 			return zero, err
@@ -230,6 +229,26 @@ func Reduce[T, A any](ctx context.Context, pub flow.Publisher[T], initial A, f f
 		return zero, err
 	}
 	return s.acc, err
+}
+
+// reduceRuns is Reduce over a loop that hands over runs (fuse.RunLoop).
+// It is a function of its own so that the per-item closure of the other
+// fused loops stays as it was (sharing the accumulator between two
+// closures measured about 3 % slower on the per-item path).
+func reduceRuns[T, A any](ctx context.Context, c config, l fuse.RunLoop[T], initial A, f func(A, T) A) (A, error) {
+	var stop stopFlag
+	acc := initial
+	ok, err := runFused(ctx, c, l, &stop, nil, func(vs []T) bool {
+		for _, v := range vs {
+			acc = f(acc, v)
+		}
+		return !stop.Load()
+	})
+	if !ok {
+		var zero A
+		return zero, err
+	}
+	return acc, err
 }
 
 type reduceSubscriber[T, A any] struct {

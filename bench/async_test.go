@@ -40,12 +40,12 @@ func asyncWant() int {
 // leanest rings one can write for this one chain, with no protocol at all
 // (handwritten_test.go).
 //
-// Medians of 5 on a 2-core x86 VM (go test -run '^$' -bench AsyncChain
-// -count 5 ./bench/), which drift by ±15 % between runs: sluice 33–40
-// ns/item (singles) and 43–49 (pool=2), hand-written rings 14–17,
-// channels buffered 256: 190–203, unbuffered: 740–785. The target of the
-// performance budget, 10× the buffered channels, is not met (5–6×); see
-// docs/benchmarks.md.
+// Medians of 10 on a 2-core x86 VM (go test -run '^$' -bench AsyncChain
+// -count 10 ./bench/), which drift by ±20 % between runs: sluice 16.5
+// ns/item (singles) and 19.9 (pool=2), hand-written rings 15.8, channels
+// buffered 256: 176.6, unbuffered: 682. The target of the performance
+// budget, 10× the buffered channels, is met on singles (10.7×) and not
+// on pool=2 (8.9×); see docs/benchmarks.md.
 func BenchmarkAsyncChain(b *testing.B) {
 	ctx := context.Background()
 	want := asyncWant()

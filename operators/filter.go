@@ -136,11 +136,18 @@ func (x *filterLink[T]) counted(n, kept int) {
 // If keep panics, the stream ends with a *flow.PanicError wrapped with the
 // stage name and upstream is cancelled.
 //
+// Runs: as [Map], Filter takes runs of items from sluice's own stages,
+// and passes the kept items on as one run when downstream takes runs (keep
+// sees the whole run first, and a cancel is seen between runs and at each
+// replacement request); otherwise each kept item is delivered before keep
+// sees the next.
+//
 // Options: [Name]. The subscription is goroutine-safe. Cost: about 6 ns
 // per item, the call of keep included, as [Map], plus one Request upstream
-// per batch of replacements; nothing is allocated after Subscribe. Filter(Map(…))
-// and Map(Filter(…)) fuse into one stage. Filter panics if src or keep is
-// nil.
+// per batch of replacements; in runs, the call of keep and a store.
+// Nothing is allocated after Subscribe but, as in Map, the scratch slice
+// of a run. Filter(Map(…)) and Map(Filter(…)) fuse into one stage. Filter
+// panics if src or keep is nil.
 func Filter[T any](src flow.Publisher[T], keep func(T) bool, opts ...Option) flow.Publisher[T] {
 	mustSource("Filter", src)
 	mustFunc("Filter", keep == nil)

@@ -213,82 +213,60 @@ func (x *filterSubscriber[T]) OnNext(item T) {
 }
 
 // OnNextBatch takes a run of items from upstream (see
-// stage.BatchSubscriber) with one panic guard for the run. When
-// downstream takes runs too, the kept items go on as one run, built in
-// the stage's scratch space (see filterRun); otherwise each kept item is
-// delivered as OnNext would, before keep sees the next one, stopping
-// where downstream's cancel is seen. Rejections are counted and replaced
-// as in OnNext. If keep panics, the items kept before are delivered
-// first, then the error.
+// stage.BatchSubscriber). When downstream takes runs too, the kept items
+// go on as one run (see runFiltered); otherwise each item goes through
+// OnNext, so each kept item is delivered before keep sees the next one,
+// stopping where downstream's cancel is seen.
 func (x *filterSubscriber[T]) OnNextBatch(items []T) {
-	p := x.down.Load()
-	if p == nil {
+	p, b, ok := runTarget(&x.relay, items, x.OnNext)
+	if !ok {
 		return
 	}
-	if b := x.batchTo(p); b != nil {
-		x.filterRun(p, b, items)
-		return
-	}
-	inF := false
-	defer func() {
-		if inF { // keep panicked
-			x.panicked(recover())
+	keep := x.keep
+	x.runFiltered(p, b, len(items), func(lo, hi int, out []T, k *int) {
+		for _, v := range items[lo:hi] {
+			if keep(v) {
+				out[*k] = v
+				*k++
+			}
 		}
-	}()
-	for _, v := range items {
-		if x.down.Load() != p {
-			return // cancelled: nothing more is delivered
-		}
-		x.recv++
-		inF = true
-		keep := x.keep(v)
-		inF = false
-		if keep {
-			x.emit(p, v)
-		} else {
-			x.pend++
-		}
-		if x.due--; x.due <= 0 {
-			x.flush()
-		}
-	}
+	}, func() string { return x.name })
 }
 
-// filterRun is OnNextBatch for a downstream b that takes runs. It works
-// through the run in segments that end where the replacement countdown
-// (due) runs out, so that the counters are updated once per segment, not
-// per item, and it looks for downstream's cancel once per segment: within
-// a segment keep may still see items whose results a cancel discards.
-func (x *filterSubscriber[T]) filterRun(p *flow.Subscriber[T], b stage.BatchSubscriber[T], items []T) {
-	out := x.scratch(len(items))
-	k, inF := 0, true
+// runFiltered is the run path of Filter and of the fused Map/Filter pairs,
+// for a downstream b that takes runs. It works through the n items of a
+// run in segments that end where the replacement countdown (due) runs
+// out: seg handles the items lo to hi, storing the results it keeps into
+// out from *k on and advancing *k as it goes; the counters are updated
+// and the replacements requested once per segment, and downstream's
+// cancel is looked for once per segment, so within a segment the user
+// functions may see items whose results a cancel discards. The kept
+// results go downstream in one call. If seg panics, the results kept
+// before go downstream first, then the error, named by name.
+func (x *filterLink[R]) runFiltered(p *flow.Subscriber[R], b stage.BatchSubscriber[R], n int,
+	seg func(lo, hi int, out []R, k *int), name func() string) {
+	out := x.scratch(n)
+	k, inSeg := 0, false
 	defer func() {
-		if inF { // keep panicked
+		if inSeg { // a user function panicked
 			if v := recover(); v != nil {
 				x.emitRun(b, out[:k])
-				x.panicked(v)
+				x.panickedAs(name(), v)
 			}
 		}
 	}()
-	keep := x.keep
-	for len(items) != 0 {
+	for lo := 0; lo < n; {
 		if x.down.Load() != p {
 			return // cancelled: nothing more is delivered
 		}
-		seg := items[:x.segment(len(items))]
-		items = items[len(seg):]
+		hi := lo + x.segment(n-lo)
 		kept := k
-		for _, v := range seg {
-			if keep(v) {
-				out[k] = v
-				k++
-			}
-		}
-		inF = false
-		x.counted(len(seg), k-kept)
-		inF = true
+		inSeg = true
+		seg(lo, hi, out, &k)
+		inSeg = false
+		x.counted(hi-lo, k-kept)
+		lo = hi
 	}
-	inF = false
 	x.emitRun(b, out[:k])
 }
 

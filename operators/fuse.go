@@ -72,57 +72,27 @@ func (x *mapFilterSubscriber[T, R]) OnNext(item T) {
 
 // OnNextBatch takes a run of items from upstream (see
 // stage.BatchSubscriber). When downstream takes runs too, the pair maps
-// and filters the run into the stage's scratch space, in segments as
-// [filterSubscriber.OnNextBatch] does, and hands the kept results on in
-// one call; a panic delivers the results kept before it, then the error,
-// named after the stage whose function panicked. Otherwise it delivers
-// item by item through OnNext.
+// and filters the run and hands the kept results on in one call (see
+// filterLink.runFiltered); a panic is named after the stage whose
+// function panicked. Otherwise each item goes through OnNext.
 func (x *mapFilterSubscriber[T, R]) OnNextBatch(items []T) {
-	p := x.down.Load()
-	if p == nil {
+	p, b, ok := runTarget(&x.relay, items, x.OnNext)
+	if !ok {
 		return
 	}
-	b := x.batchTo(p)
-	if b == nil {
-		for _, v := range items {
-			if x.down.Load() != p {
-				return
-			}
-			x.OnNext(v)
-		}
-		return
-	}
-	out := x.scratch(len(items))
-	k, stage := 0, 2 // stage as in OnNext
-	defer func() {
-		if stage != 2 {
-			if v := recover(); v != nil {
-				x.emitRun(b, out[:k])
-				x.panickedAs(x.nameOf(stage), v)
-			}
-		}
-	}()
 	f, keep := x.f, x.keep
-	for len(items) != 0 {
-		if x.down.Load() != p {
-			return // cancelled: nothing more is delivered
-		}
-		seg := items[:x.segment(len(items))]
-		items = items[len(seg):]
-		kept := k
-		for _, v := range seg {
+	stage := 0 // as in OnNext
+	x.runFiltered(p, b, len(items), func(lo, hi int, out []R, k *int) {
+		for _, v := range items[lo:hi] {
 			stage = 0
 			r := f(v)
 			stage = 1
 			if keep(r) {
-				out[k] = r
-				k++
+				out[*k] = r
+				*k++
 			}
 		}
-		stage = 2
-		x.counted(len(seg), k-kept)
-	}
-	x.emitRun(b, out[:k])
+	}, func() string { return x.nameOf(stage) })
 }
 
 func (x *mapFilterSubscriber[T, R]) nameOf(stage int) string {
@@ -186,50 +156,22 @@ func (x *filterMapSubscriber[T, R]) OnNext(item T) {
 // OnNextBatch is [mapFilterSubscriber.OnNextBatch] for the pair in the
 // other order: keep, then f on the items kept.
 func (x *filterMapSubscriber[T, R]) OnNextBatch(items []T) {
-	p := x.down.Load()
-	if p == nil {
+	p, b, ok := runTarget(&x.relay, items, x.OnNext)
+	if !ok {
 		return
 	}
-	b := x.batchTo(p)
-	if b == nil {
-		for _, v := range items {
-			if x.down.Load() != p {
-				return
-			}
-			x.OnNext(v)
-		}
-		return
-	}
-	out := x.scratch(len(items))
-	k, stage := 0, 2 // stage as in OnNext
-	defer func() {
-		if stage != 2 {
-			if v := recover(); v != nil {
-				x.emitRun(b, out[:k])
-				x.panickedAs(x.nameOf(stage), v)
-			}
-		}
-	}()
 	f, keep := x.f, x.keep
-	for len(items) != 0 {
-		if x.down.Load() != p {
-			return // cancelled: nothing more is delivered
-		}
-		seg := items[:x.segment(len(items))]
-		items = items[len(seg):]
-		kept := k
-		for _, v := range seg {
+	stage := 0 // as in OnNext
+	x.runFiltered(p, b, len(items), func(lo, hi int, out []R, k *int) {
+		for _, v := range items[lo:hi] {
 			stage = 0
 			if keep(v) {
 				stage = 1
-				out[k] = f(v)
-				k++
+				out[*k] = f(v)
+				*k++
 			}
 		}
-		stage = 2
-		x.counted(len(seg), k-kept)
-	}
-	x.emitRun(b, out[:k])
+	}, func() string { return x.nameOf(stage) })
 }
 
 func (x *filterMapSubscriber[T, R]) nameOf(stage int) string {

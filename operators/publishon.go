@@ -494,23 +494,15 @@ func (x *publishOn[T]) emit() (again bool) {
 		return x.emitBatches(bd, r)
 	}
 	for e != r {
-		st := x.state.Load() // before Poll: items were queued before stDone
-		if st&stStop != 0 {
-			again = true
-			break
-		}
-		done := st&stDone != 0
-		if done && x.err != nil && !x.delayError {
+		done, stop := x.emitState() // before Poll: items were queued before stDone
+		if stop {
 			again = true
 			break
 		}
 		v, ok := x.q.Poll()
 		if !ok {
 			if done {
-				x.inNext = false
-				x.delivered(e)
-				x.terminate()
-				return false
+				return x.endEmit(e, false) // delivers the terminal signal
 			}
 			break
 		}
@@ -522,15 +514,38 @@ func (x *publishOn[T]) emit() (again bool) {
 			d.OnNext(v)
 		}
 		e++
-		if x.consumed++; x.consumed == x.limit {
-			x.consumed = 0
-			x.q.Release() // room before the request that fills it
-			x.requestUp(x.limit)
-		}
+		x.consume(1)
 	}
+	return x.endEmit(e, again)
+}
+
+// emitState reads the state once per item or run delivered from the
+// queue: whether upstream is done, and whether the stream must stop now
+// (a cancel, a bad request, an overflow, a failure, or upstream's error
+// without DelayError).
+func (x *publishOn[T]) emitState() (done, stop bool) {
+	st := x.state.Load()
+	done = st&stDone != 0
+	return done, st&stStop != 0 || done && x.err != nil && !x.delayError
+}
+
+// consume counts n items delivered from the queue and makes the
+// replenishing request each time the count reaches the limit.
+func (x *publishOn[T]) consume(n int64) {
+	if x.consumed += n; x.consumed == x.limit {
+		x.consumed = 0
+		x.q.Release() // room before the request that fills it
+		x.requestUp(x.limit)
+	}
+}
+
+// endEmit ends a pass of emit that delivered e items: it publishes the
+// room made, the demand used and the monitor's counts, and delivers the
+// terminal signal if upstream is done and the queue empty.
+func (x *publishOn[T]) endEmit(e int64, again bool) bool {
 	x.inNext = false
 	x.delivered(e)
-	pr.Flush()
+	x.probe.Flush()
 	if !again && x.state.Load()&stDone != 0 && x.q.Empty() && (x.err == nil || x.delayError) {
 		x.terminate() // no demand is needed for a terminal signal
 	}
@@ -545,41 +560,23 @@ func (x *publishOn[T]) emit() (again bool) {
 func (x *publishOn[T]) emitBatches(bd stage.BatchSubscriber[T], r int64) (again bool) {
 	var e int64
 	for e != r {
-		st := x.state.Load() // before PollRun: items were queued before stDone
-		if st&stStop != 0 {
-			again = true
-			break
-		}
-		done := st&stDone != 0
-		if done && x.err != nil && !x.delayError {
+		done, stop := x.emitState() // before PollRun: items were queued before stDone
+		if stop {
 			again = true
 			break
 		}
 		run := x.q.PollRun(int(min(r-e, x.limit-x.consumed, stage.MaxBatch)))
 		if len(run) == 0 {
 			if done {
-				x.inNext = false
-				x.delivered(e)
-				x.terminate()
-				return false
+				return x.endEmit(e, false) // delivers the terminal signal
 			}
 			break
 		}
 		bd.OnNextBatch(run)
-		n := int64(len(run))
-		e += n
-		if x.consumed += n; x.consumed == x.limit {
-			x.consumed = 0
-			x.q.Release() // room before the request that fills it
-			x.requestUp(x.limit)
-		}
+		e += int64(len(run))
+		x.consume(int64(len(run)))
 	}
-	x.inNext = false
-	x.delivered(e)
-	if !again && x.state.Load()&stDone != 0 && x.q.Empty() && (x.err == nil || x.delayError) {
-		x.terminate() // no demand is needed for a terminal signal
-	}
-	return again
+	return x.endEmit(e, again)
 }
 
 // upstreamSync reports whether the subscription a PublishOn received

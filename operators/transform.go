@@ -116,6 +116,34 @@ func (l *relay[R]) emitRun(b stage.BatchSubscriber[R], vs []R) {
 	}
 }
 
+// runTarget is how a filtering stage starts on a run taken from upstream:
+// it returns the downstream p and, when p takes runs and the stage is not
+// monitored, p as b, with ok true. Otherwise it passes the run through
+// next (the stage's OnNext) item by item, or drops it when the stage has
+// ended, and reports ok false.
+func runTarget[T, R any](l *relay[R], items []T, next func(T)) (p *flow.Subscriber[R], b stage.BatchSubscriber[R], ok bool) {
+	if p = l.down.Load(); p == nil {
+		return nil, nil, false
+	}
+	if b = l.batchTo(p); b == nil {
+		nextEach(l, p, items, next)
+		return nil, nil, false
+	}
+	return p, b, true
+}
+
+// nextEach passes a run taken from upstream through next (the stage's
+// OnNext) item by item, stopping once downstream, p when the run came,
+// has cancelled or the stream has ended.
+func nextEach[T, R any](l *relay[R], p *flow.Subscriber[R], items []T, next func(T)) {
+	for _, v := range items {
+		if l.down.Load() != p {
+			return
+		}
+		next(v)
+	}
+}
+
 // Request forwards n upstream. A non-positive n is forwarded too: the
 // upstream publisher signals OnError(flow.NonPositiveRequestError(n))
 // through this stage (rule 3.9), from its own serial emission, so the

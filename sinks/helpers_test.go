@@ -155,8 +155,9 @@ func (x *testSub) Cancel() {
 // emitSome emits up to n items and reports whether the stream is over
 // (ended or cancelled), and how many it emitted.
 func (x *testSub) emitSome(n int64) (e int64, over bool) {
-	if b := stage.Batcher(x.s); b != nil && x.p.mode.runs() {
-		return x.emitRuns(b, n)
+	b := stage.Batcher(x.s)
+	if !x.p.mode.runs() {
+		b = nil
 	}
 	for e != n {
 		if x.cancelled.Load() {
@@ -166,33 +167,12 @@ func (x *testSub) emitSome(n int64) (e int64, over bool) {
 			x.end()
 			return e, true
 		}
-		if x.p.onEmit != nil {
-			x.p.onEmit(x.i)
-		}
-		x.s.OnNext(x.i)
-		x.i++
-		e++
-		if x.i == x.p.n && !x.cancelled.Load() {
-			x.end()
-			return e, true
-		}
-	}
-	return e, false
-}
-
-// emitRuns is emitSome in runs of up to testRun items.
-func (x *testSub) emitRuns(b stage.BatchSubscriber[int], n int64) (e int64, over bool) {
-	for e != n {
-		if x.cancelled.Load() {
-			return e, true
-		}
-		if x.i == x.p.n {
-			x.end()
-			return e, true
-		}
-		k := int(min(n-e, testRun))
-		if x.p.n >= 0 {
-			k = min(k, x.p.n-x.i)
+		k := 1 // one item, or a run of up to testRun in a runs mode
+		if b != nil {
+			k = int(min(n-e, testRun))
+			if x.p.n >= 0 {
+				k = min(k, x.p.n-x.i)
+			}
 		}
 		run := make([]int, k)
 		for j := range run {
@@ -201,7 +181,11 @@ func (x *testSub) emitRuns(b stage.BatchSubscriber[int], n int64) (e int64, over
 				x.p.onEmit(run[j])
 			}
 		}
-		b.OnNextBatch(run)
+		if b != nil {
+			b.OnNextBatch(run)
+		} else {
+			x.s.OnNext(run[0])
+		}
 		x.i += k
 		e += int64(k)
 		if x.i == x.p.n && !x.cancelled.Load() {

@@ -84,9 +84,7 @@ func (s *forEachSubscriber[T]) OnNext(item T) {
 // one panic guard (see stage.BatchSubscriber).
 func (s *forEachSubscriber[T]) OnNextBatch(items []T) {
 	if s.probe != nil {
-		for _, v := range items {
-			s.OnNext(v)
-		}
+		eachNext(items, s.OnNext)
 		return
 	}
 	s.inUser = true
@@ -165,9 +163,7 @@ func (s *collectSubscriber[T]) OnNext(item T) {
 // OnNextBatch appends a run of items (see stage.BatchSubscriber).
 func (s *collectSubscriber[T]) OnNextBatch(items []T) {
 	if s.probe != nil {
-		for _, v := range items {
-			s.OnNext(v)
-		}
+		eachNext(items, s.OnNext)
 		return
 	}
 	if s.state.Load() != running {
@@ -281,9 +277,7 @@ func (s *reduceSubscriber[T, A]) OnNext(item T) {
 // the item that panicked.
 func (s *reduceSubscriber[T, A]) OnNextBatch(items []T) {
 	if s.probe != nil {
-		for _, v := range items {
-			s.OnNext(v)
-		}
+		eachNext(items, s.OnNext)
 		return
 	}
 	acc, f := s.acc, s.f
@@ -303,6 +297,14 @@ func (s *reduceSubscriber[T, A]) OnNextBatch(items []T) {
 	s.inUser = false
 	s.acc = acc
 	s.consumedN(int64(len(items)))
+}
+
+// eachNext passes a run through next (a sink's OnNext) item by item: a
+// monitored sink counts each item as it is handled.
+func eachNext[T any](items []T, next func(T)) {
+	for _, v := range items {
+		next(v)
+	}
 }
 
 // Drain subscribes to pub, discards its items, and returns how many it
@@ -359,9 +361,7 @@ func (s *drainSubscriber[T]) OnNext(T) {
 // OnNextBatch counts a run of items (see stage.BatchSubscriber).
 func (s *drainSubscriber[T]) OnNextBatch(items []T) {
 	if s.probe != nil {
-		for _, v := range items {
-			s.OnNext(v)
-		}
+		eachNext(items, s.OnNext)
 		return
 	}
 	if s.state.Load() != running {

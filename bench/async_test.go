@@ -49,15 +49,15 @@ func asyncWant() int {
 func BenchmarkAsyncChain(b *testing.B) {
 	ctx := context.Background()
 	want := asyncWant()
-	run := func(b *testing.B, s1, s2, s3 scheduler.Scheduler) {
+	run := func(b *testing.B, s1, s2, s3 scheduler.Scheduler, opts ...operators.Option) {
 		b.ReportAllocs()
 		pub := operators.PublishOn(
 			operators.Filter(
 				operators.PublishOn(
-					operators.Map(operators.PublishOn(sources.Range(0, items), s1), asyncDouble),
-					s2),
+					operators.Map(operators.PublishOn(sources.Range(0, items), s1, opts...), asyncDouble),
+					s2, opts...),
 				asyncKeep),
-			s3)
+			s3, opts...)
 		for b.Loop() {
 			got, err := sinks.Reduce(ctx, pub, 0, add)
 			if err != nil || got != want {
@@ -78,6 +78,15 @@ func BenchmarkAsyncChain(b *testing.B) {
 		defer p.Close()
 		run(b, p, p, p)
 	})
+	// A larger prefetch means fewer hand-overs between goroutines per
+	// item; the channels below gain nothing from a larger buffer.
+	b.Run("sluice/singles/prefetch=1024/n=1e6", func(b *testing.B) {
+		s1, s2, s3 := scheduler.NewSingle(), scheduler.NewSingle(), scheduler.NewSingle()
+		defer s1.Close()
+		defer s2.Close()
+		defer s3.Close()
+		run(b, s1, s2, s3, operators.Prefetch(1024))
+	})
 	// The floor: hand-written rings with no protocol (handwritten_test.go).
 	b.Run("handwritten/spsc=256/n=1e6", func(b *testing.B) {
 		b.ReportAllocs()
@@ -93,6 +102,15 @@ func BenchmarkAsyncChain(b *testing.B) {
 		for b.Loop() {
 			if got := chanChain(256); got != want {
 				b.Fatalf("chanChain = %d, want %d", got, want)
+			}
+		}
+		reportPerItem(b, items)
+	})
+	b.Run("chan/buffered=1024/n=1e6", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if got := ChanChain(items, 1024); got != want {
+				b.Fatalf("ChanChain = %d, want %d", got, want)
 			}
 		}
 		reportPerItem(b, items)

@@ -46,6 +46,12 @@ func TestRunsConformance(t *testing.T) {
 			{"Filter(PublishOn(Range))", func(n int64) flow.Publisher[int] {
 				return operators.Filter(operators.PublishOn(sources.Range(0, int(2*n)), s), even)
 			}, 1 << 40},
+			{"MapErr(PublishOn(Range))", func(n int64) flow.Publisher[int] {
+				return operators.MapErr(operators.PublishOn(sources.Range(0, int(n)), s), func(v int) (int, error) { return v, nil })
+			}, 0},
+			{"Tap(PublishOn(Range))", func(n int64) flow.Publisher[int] {
+				return operators.Tap(operators.PublishOn(sources.Range(0, int(n)), s), func(int) {})
+			}, 0},
 			{"Filter(Map(PublishOn(Range)))", func(n int64) flow.Publisher[int] {
 				return operators.Filter(operators.Map(operators.PublishOn(sources.Range(0, int(2*n)), s), func(v int) int { return v + 1 }), even)
 			}, 1 << 40},
@@ -227,6 +233,12 @@ func TestRunsUserPanic(t *testing.T) {
 				return v%2 == 0
 			}, operators.Name("tens"))
 		}, []int{0, 2, 4}, "tens"},
+		{"MapErr panics", func(p flow.Publisher[int]) flow.Publisher[int] {
+			return operators.MapErr(p, func(v int) (int, error) { return tens(5)(v), nil }, operators.Name("tens"))
+		}, []int{0, 10, 20, 30, 40}, "tens"},
+		{"Tap panics", func(p flow.Publisher[int]) flow.Publisher[int] {
+			return operators.Tap(p, func(v int) { tens(5)(v) }, operators.Name("tens"))
+		}, []int{0, 1, 2, 3, 4}, "tens"},
 		// The fused pairs (fuse.go), with a panic in either function.
 		{"Filter(Map), f panics", func(p flow.Publisher[int]) flow.Publisher[int] {
 			return operators.Filter(operators.Map(p, tens(5), operators.Name("m")), keepAt(-1, 20), operators.Name("k"))
@@ -297,6 +309,38 @@ func TestRunsCancelStopsUserFunction(t *testing.T) {
 			pub.Subscribe(rec)
 			if diff := cmp.Diff([]int{0, 1, 2}, btItems(rec)); diff != "" || calls != 3 {
 				t.Errorf("function called %d times, want 3; items (-want +got)\n%s", calls, diff)
+			}
+			up.Check(t, true)
+		})
+	}
+}
+
+// TestRunsMapErrError checks that an error from MapErr's function in the
+// middle of a run delivers the results before it, then the error, whatever
+// the downstream takes.
+func TestRunsMapErrError(t *testing.T) {
+	boom := errors.New("boom")
+	for _, runs := range []bool{false, true} {
+		t.Run(fmt.Sprintf("runs=%v", runs), func(t *testing.T) {
+			up := stagetest.TakeRuns(operators.PublishOn(sources.Range(0, 10), scheduler.Immediate))
+			calls := 0
+			var pub flow.Publisher[int] = operators.MapErr(up, func(v int) (int, error) {
+				calls++
+				if v == 6 {
+					return 0, boom
+				}
+				return v + 100, nil
+			}, operators.Name("parse"))
+			if runs {
+				pub = stagetest.TakeRuns(pub)
+			}
+			rec := flowtest.NewSubscriber[int](t, flow.Unbounded)
+			pub.Subscribe(rec)
+			if diff := cmp.Diff([]int{100, 101, 102, 103, 104, 105}, btItems(rec)); diff != "" {
+				t.Errorf("items (-want +got)\n%s", diff)
+			}
+			if err := rec.Err(); !errors.Is(err, boom) || err.Error() != "parse: boom" || calls != 7 {
+				t.Errorf("error %v after %d calls, want parse: boom after 7", err, calls)
 			}
 			up.Check(t, true)
 		})

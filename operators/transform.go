@@ -393,8 +393,11 @@ func (x *mapSubscriber[T, R]) mapRun(b stage.BatchSubscriber[R], items []T) {
 // the stage name (fmt.Errorf("%s: %w", name, err), so errors.Is and
 // errors.As see the original), and upstream is cancelled.
 //
-// Demand: pass-through, as [Map]. Panics in f are handled as in Map.
-// Options: [Name]. The subscription is goroutine-safe. Cost: as Map.
+// Demand: pass-through, as [Map]. Panics in f are handled as in Map, and
+// so are runs of items: between sluice's stages f maps a whole run before
+// downstream sees the first result; the results before an error or a
+// panic are delivered first. Options: [Name]. The subscription is
+// goroutine-safe. Cost: as Map.
 // MapErr panics if src or f is nil.
 func MapErr[T, R any](src flow.Publisher[T], f func(T) (R, error), opts ...Option) flow.Publisher[R] {
 	mustSource("MapErr", src)
@@ -447,14 +450,51 @@ func (x *mapErrSubscriber[T, R]) OnNext(item T) {
 	x.emit(p, r)
 }
 
+// OnNextBatch takes a run of items from upstream (see
+// stage.BatchSubscriber). When downstream takes runs too, f maps the run
+// into the stage's scratch space until the run ends or f fails, and the
+// results go on in one call, before the error if f failed or panicked.
+// Otherwise each item goes through OnNext.
+func (x *mapErrSubscriber[T, R]) OnNextBatch(items []T) {
+	_, b, ok := runTarget(&x.relay, items, x.OnNext)
+	if !ok {
+		return
+	}
+	out := x.scratch(len(items))
+	i := 0
+	defer func() {
+		if i < len(items) { // f panicked on items[i]
+			if v := recover(); v != nil {
+				x.emitRun(b, out[:i])
+				x.panicked(v)
+			}
+		}
+	}()
+	f := x.f
+	for ; i < len(items); i++ {
+		r, err := f(items[i])
+		if err != nil {
+			n := i
+			i = len(items) // not a panic
+			x.emitRun(b, out[:n])
+			x.fail(err)
+			return
+		}
+		out[i] = r
+	}
+	x.emitRun(b, out)
+}
+
 // ---- Tap ----
 
 // Tap returns a publisher that calls fn(item) for every item of src and
 // then emits the item unchanged: a peek for logging, metrics or tests.
 //
 // Demand: pass-through, as [Map]. fn runs before the item is delivered
-// downstream, on the delivering goroutine, one item at a time. A panic in
-// fn ends the stream with a *flow.PanicError, as in Map. Options: [Name].
+// downstream, on the delivering goroutine, one item at a time; between
+// sluice's own stages, which pass runs of items (see [Map]), fn sees a
+// whole run before the next stage sees its first item. A panic in fn ends
+// the stream with a *flow.PanicError, as in Map. Options: [Name].
 // The subscription is goroutine-safe. Cost: as Map. Tap panics if src or
 // fn is nil.
 func Tap[T any](src flow.Publisher[T], fn func(T), opts ...Option) flow.Publisher[T] {
@@ -502,6 +542,34 @@ func (x *tapSubscriber[T]) OnNext(item T) {
 	x.fn(item)
 	ok = true
 	x.emit(p, item)
+}
+
+// OnNextBatch takes a run of items from upstream (see
+// stage.BatchSubscriber). When downstream takes runs too, fn sees the
+// whole run, which then goes on unchanged in one call (the items before
+// it if fn panics, then the error). Otherwise each item goes through
+// OnNext.
+func (x *tapSubscriber[T]) OnNextBatch(items []T) {
+	_, b, ok := runTarget(&x.relay, items, x.OnNext)
+	if !ok {
+		return
+	}
+	i := 0
+	defer func() {
+		if i < len(items) { // fn panicked on items[i]
+			if v := recover(); v != nil {
+				if i > 0 {
+					b.OnNextBatch(items[:i])
+				}
+				x.panicked(v)
+			}
+		}
+	}()
+	fn := x.fn
+	for ; i < len(items); i++ {
+		fn(items[i])
+	}
+	b.OnNextBatch(items)
 }
 
 // ---- Scan ----

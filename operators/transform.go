@@ -116,6 +116,19 @@ func (l *relay[R]) emitRun(b stage.BatchSubscriber[R], vs []R) {
 	}
 }
 
+// afterRun is deferred by a stage that maps a run of n items into out,
+// its scratch space, while *i counts the items done: if the stage's
+// function panicked on item *i, the results before it go downstream to b,
+// then the error. It must be the deferred function itself, for recover.
+func (l *relay[R]) afterRun(b stage.BatchSubscriber[R], out []R, i *int, n int) {
+	if *i < n {
+		if v := recover(); v != nil {
+			l.emitRun(b, out[:*i])
+			l.panicked(v)
+		}
+	}
+}
+
 // runTarget is how a filtering stage starts on a run taken from upstream:
 // it returns the downstream p and, when p takes runs and the stage is not
 // monitored, p as b, with ok true. Otherwise it passes the run through
@@ -371,14 +384,7 @@ func (x *mapSubscriber[T, R]) OnNextBatch(items []T) {
 func (x *mapSubscriber[T, R]) mapRun(b stage.BatchSubscriber[R], items []T) {
 	out := x.scratch(len(items))
 	i := 0
-	defer func() {
-		if i < len(items) { // f panicked on items[i]
-			if v := recover(); v != nil {
-				x.emitRun(b, out[:i])
-				x.panicked(v)
-			}
-		}
-	}()
+	defer x.afterRun(b, out, &i, len(items))
 	f := x.f
 	for ; i < len(items); i++ {
 		out[i] = f(items[i])
@@ -462,14 +468,7 @@ func (x *mapErrSubscriber[T, R]) OnNextBatch(items []T) {
 	}
 	out := x.scratch(len(items))
 	i := 0
-	defer func() {
-		if i < len(items) { // f panicked on items[i]
-			if v := recover(); v != nil {
-				x.emitRun(b, out[:i])
-				x.panicked(v)
-			}
-		}
-	}()
+	defer x.afterRun(b, out, &i, len(items))
 	f := x.f
 	for ; i < len(items); i++ {
 		r, err := f(items[i])

@@ -10,6 +10,7 @@ import (
 	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/monitor"
 	"github.com/sluicego/sluice/operators"
+	"github.com/sluicego/sluice/scheduler"
 	"github.com/sluicego/sluice/sinks"
 	"github.com/sluicego/sluice/sources"
 )
@@ -105,11 +106,16 @@ func TestSnapshotOfASubscription(t *testing.T) {
 	snap := reg.Snapshot()
 	// The sink asks for 4, then 3 more after 3 items: 7. Filter forwards
 	// those and replaces what it rejects in batches (5 rejected of 10).
+	// Range hands Map and Filter runs of items, and Filter passes its kept
+	// items on once per run, so the sink's second request reaches Filter
+	// after it has accounted for the whole run: it then holds one more
+	// replacement than item by item (12 requested, not 11), within its
+	// bound of 7 requested downstream plus 5 rejected.
 	want := []row{
 		{1, 4, 0, "out", "collect", monitor.StateCompleted, 7, 5, 2, 0, nil},
 		{2, 3, 1, "fours", "filter", monitor.StateCompleted, 7, 5, 2, 0, nil},
-		{3, 2, 2, "double", "map", monitor.StateCompleted, 11, 10, 1, 0, nil},
-		{4, 1, 3, "numbers", "range", monitor.StateCompleted, 11, 10, 1, 0, nil},
+		{3, 2, 2, "double", "map", monitor.StateCompleted, 12, 10, 2, 0, nil},
+		{4, 1, 3, "numbers", "range", monitor.StateCompleted, 12, 10, 2, 0, nil},
 	}
 	if diff := cmp.Diff(want, rows(snap)); diff != "" {
 		t.Errorf("stages (-want +got)\n%s", diff)
@@ -280,6 +286,58 @@ func TestReaderSourcesTakeAName(t *testing.T) {
 		{2, 1, 1, "input", "lines", c, 0, 3, 0, 0, nil},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("stages (-want +got)\n%s", diff)
+	}
+}
+
+// Stages hand each other runs of items when monitored too; the monitor
+// counts every item of a run. The async chain of the performance budget,
+// every stage named, must report exact delivered counts.
+func TestSnapshotOfAnAsyncChainInRuns(t *testing.T) {
+	reg := monitor.New("async", monitor.Logger(nil))
+	defer reg.Close()
+	s1, s2, s3 := scheduler.NewSingle(), scheduler.NewSingle(), scheduler.NewSingle()
+	defer s1.Close()
+	defer s2.Close()
+	defer s3.Close()
+	const n = 3000
+	pub := operators.PublishOn(
+		operators.Filter(
+			operators.PublishOn(
+				operators.Map(operators.PublishOn(sources.Range(0, n, sources.Name("numbers")), s1, operators.Name("hop1")),
+					func(v int) int { return v * 2 }, operators.Name("double")),
+				s2, operators.Name("hop2")),
+			func(v int) bool { return v%3 != 0 }, operators.Name("keep")),
+		s3, operators.Name("hop3"))
+	kept := 0
+	for i := range n {
+		if (2*i)%3 != 0 {
+			kept++
+		}
+	}
+	got, err := sinks.Reduce(reg.Context(context.Background()), pub, 0, func(a, v int) int { return a + 1 }, sinks.Name("count"))
+	if got != kept || err != nil {
+		t.Fatalf("Reduce = %d, %v; want %d", got, err, kept)
+	}
+	type counted struct {
+		Name      string
+		State     monitor.State
+		Delivered int64
+	}
+	var gotRows []counted
+	for _, st := range reg.Snapshot().Stages {
+		gotRows = append(gotRows, counted{st.Name, st.State, st.Delivered})
+	}
+	want := []counted{
+		{"count", monitor.StateCompleted, int64(kept)},
+		{"hop3", monitor.StateCompleted, int64(kept)},
+		{"keep", monitor.StateCompleted, int64(kept)},
+		{"hop2", monitor.StateCompleted, n},
+		{"double", monitor.StateCompleted, n},
+		{"hop1", monitor.StateCompleted, n},
+		{"numbers", monitor.StateCompleted, n},
+	}
+	if diff := cmp.Diff(want, gotRows); diff != "" {
 		t.Errorf("stages (-want +got)\n%s", diff)
 	}
 }

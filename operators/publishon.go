@@ -78,7 +78,7 @@ const defaultAsyncPrefetch = 256
 // never waits for a batch to fill.
 //
 // Runs: when downstream is one of sluice's own stages (Map, Filter, a
-// sink, another PublishOn) and the stage is not monitored, the drain loop
+// sink, another PublishOn), monitored or not, the drain loop
 // hands it runs of up to 256 queued items in place, one call per run, and
 // an upstream stage hands PublishOn runs that it queues with one copy;
 // see "Runs between stages" in docs/architecture.md. A user's Subscriber
@@ -490,7 +490,7 @@ func (x *publishOn[T]) emit() (again bool) {
 			}
 		}
 	}()
-	if bd := x.bdown; bd != nil && pr == nil {
+	if bd := x.bdown; bd != nil {
 		return x.emitBatches(bd, r)
 	}
 	for e != r {
@@ -552,8 +552,19 @@ func (x *publishOn[T]) endEmit(e int64, again bool) bool {
 	return again
 }
 
-// emitBatches is emit's loop for a downstream that takes batches (and an
-// unmonitored stage): it hands downstream runs of the queue in place, up
+// handRun hands b a run of items in one call, counting it for the monitor
+// when pr is not nil (Next and Returned for the whole run).
+func handRun[T any](pr *probe.Stage, b stage.BatchSubscriber[T], items []T) {
+	if pr == nil {
+		b.OnNextBatch(items)
+		return
+	}
+	pr.NextN(int64(len(items)))
+	b.OnNextBatch(items)
+	pr.Returned()
+}
+
+// emitBatches is emit's loop for a downstream that takes batches: it hands downstream runs of the queue in place, up
 // to the demand r and to the next replenishing request, with the same
 // checks as emit makes per item made once per run. The caller set inNext
 // and recovers a panic.
@@ -572,7 +583,7 @@ func (x *publishOn[T]) emitBatches(bd stage.BatchSubscriber[T], r int64) (again 
 			}
 			break
 		}
-		bd.OnNextBatch(run)
+		handRun(x.probe, bd, run)
 		e += int64(len(run))
 		x.consume(int64(len(run)))
 	}
@@ -675,12 +686,12 @@ func (x *publishOn[T]) onNextDirect(item T) {
 
 // onNextDirectBatch is onNextDirect for a run of items: a run that fits
 // the request is handed downstream in one call when downstream takes
-// batches and the stage is not monitored; anything else goes item by
+// batches (counted as a run when monitored); anything else goes item by
 // item, which handles the ends and the overflow exactly as OnNext does.
 func (x *publishOn[T]) onNextDirectBatch(items []T) {
-	if bd := x.bdown; bd != nil && x.probe == nil && int64(len(items)) <= x.want-x.got {
+	if bd := x.bdown; bd != nil && int64(len(items)) <= x.want-x.got {
 		x.got += int64(len(items))
-		bd.OnNextBatch(items)
+		handRun(x.probe, bd, items)
 		return
 	}
 	for _, v := range items {

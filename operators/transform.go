@@ -93,13 +93,9 @@ func (l *relay[R]) scratch(n int) []R {
 }
 
 // batchTo returns the downstream *p as a stage.BatchSubscriber when it
-// takes runs of items and this stage is not monitored (the monitor counts
-// items one by one), or nil: the stage then delivers item by item. One
+// takes runs of items, or nil: the stage then delivers item by item. One
 // type assertion per run.
 func (l *relay[R]) batchTo(p *flow.Subscriber[R]) stage.BatchSubscriber[R] {
-	if l.probe != nil {
-		return nil
-	}
 	return stage.Batcher(*p)
 }
 
@@ -110,7 +106,7 @@ func (l *relay[R]) emitRun(b stage.BatchSubscriber[R], vs []R) {
 	if len(vs) == 0 {
 		return
 	}
-	b.OnNextBatch(vs)
+	handRun(l.probe, b, vs)
 	if l.ptrs {
 		clear(vs)
 	}
@@ -281,7 +277,7 @@ func mustSource[T any](kind string, src flow.Publisher[T]) {
 // Runs: between sluice's own stages items travel in runs of up to 256
 // (see "Runs between stages" in docs/architecture.md). Map takes a run
 // under one deferred recover; when its downstream takes runs too (another
-// sluice stage, unmonitored), f maps the whole run before downstream sees
+// sluice stage), f maps the whole run before downstream sees
 // the first result, and a cancel from downstream is seen between runs.
 // Otherwise each result is delivered before f sees the next item. A panic
 // delivers the results before it, then the error, either way.
@@ -558,7 +554,7 @@ func (x *tapSubscriber[T]) OnNextBatch(items []T) {
 		if i < len(items) { // fn panicked on items[i]
 			if v := recover(); v != nil {
 				if i > 0 {
-					b.OnNextBatch(items[:i])
+					handRun(x.probe, b, items[:i])
 				}
 				x.panicked(v)
 			}
@@ -568,7 +564,7 @@ func (x *tapSubscriber[T]) OnNextBatch(items []T) {
 	for ; i < len(items); i++ {
 		fn(items[i])
 	}
-	b.OnNextBatch(items)
+	handRun(x.probe, b, items)
 }
 
 // ---- Scan ----

@@ -150,13 +150,24 @@ func (b *base) consumed() {
 	}
 }
 
-// consumedN counts n items delivered in one batch (the sink is not
-// monitored) and replenishes the demand if it has fallen to low or below.
+// consumedN counts n items delivered in one batch, for the monitor too,
+// and replenishes the demand if it has fallen to low or below.
 // One replenishment restores it: upstream never delivers beyond the
 // remaining demand, and limit exceeds low.
 func (b *base) consumedN(n int64) {
+	b.counted(int(n))
 	if b.remaining -= n; b.remaining <= b.low {
 		b.replenish()
+	}
+}
+
+// counted counts n items handled, for the monitor only: the items of a
+// run handled before the stream ended early (an error, a panic), which
+// need no more demand.
+func (b *base) counted(n int) {
+	if b.probe != nil && n > 0 {
+		b.probe.NextN(int64(n))
+		b.probe.Returned()
 	}
 }
 

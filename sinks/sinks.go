@@ -83,29 +83,28 @@ func (s *forEachSubscriber[T]) OnNext(item T) {
 // OnNextBatch calls fn for a run of items, as OnNext would for each, with
 // one panic guard (see stage.BatchSubscriber).
 func (s *forEachSubscriber[T]) OnNextBatch(items []T) {
-	if s.probe != nil {
-		eachNext(items, s.OnNext)
-		return
-	}
+	done := 0 // items fn has returned nil for
 	s.inUser = true
 	defer func() {
 		if s.inUser { // fn panicked
+			s.counted(done)
 			s.recoverUser(recover())
 		}
 	}()
 	for _, v := range items {
 		if s.state.Load() != running {
-			s.inUser = false
-			return
+			break
 		}
 		if err := s.fn(v); err != nil {
 			s.inUser = false
+			s.counted(done)
 			s.fail(err)
 			return
 		}
+		done++
 	}
 	s.inUser = false
-	s.consumedN(int64(len(items)))
+	s.consumedN(int64(done))
 }
 
 // Collect subscribes to pub and returns every item it emits, in order,
@@ -162,10 +161,6 @@ func (s *collectSubscriber[T]) OnNext(item T) {
 
 // OnNextBatch appends a run of items (see stage.BatchSubscriber).
 func (s *collectSubscriber[T]) OnNextBatch(items []T) {
-	if s.probe != nil {
-		eachNext(items, s.OnNext)
-		return
-	}
 	if s.state.Load() != running {
 		return
 	}
@@ -276,15 +271,12 @@ func (s *reduceSubscriber[T, A]) OnNext(item T) {
 // stage.BatchSubscriber). A panic leaves the accumulator as it was before
 // the item that panicked.
 func (s *reduceSubscriber[T, A]) OnNextBatch(items []T) {
-	if s.probe != nil {
-		eachNext(items, s.OnNext)
-		return
-	}
-	acc, f := s.acc, s.f
+	acc, f, done := s.acc, s.f, 0
 	s.inUser = true
 	defer func() {
 		if s.inUser { // f panicked
 			s.acc = acc
+			s.counted(done)
 			s.recoverUser(recover())
 		}
 	}()
@@ -293,18 +285,11 @@ func (s *reduceSubscriber[T, A]) OnNextBatch(items []T) {
 			break
 		}
 		acc = f(acc, v)
+		done++
 	}
 	s.inUser = false
 	s.acc = acc
-	s.consumedN(int64(len(items)))
-}
-
-// eachNext passes a run through next (a sink's OnNext) item by item: a
-// monitored sink counts each item as it is handled.
-func eachNext[T any](items []T, next func(T)) {
-	for _, v := range items {
-		next(v)
-	}
+	s.consumedN(int64(done))
 }
 
 // Drain subscribes to pub, discards its items, and returns how many it
@@ -360,10 +345,6 @@ func (s *drainSubscriber[T]) OnNext(T) {
 
 // OnNextBatch counts a run of items (see stage.BatchSubscriber).
 func (s *drainSubscriber[T]) OnNextBatch(items []T) {
-	if s.probe != nil {
-		eachNext(items, s.OnNext)
-		return
-	}
 	if s.state.Load() != running {
 		return
 	}

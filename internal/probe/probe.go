@@ -158,6 +158,16 @@ func (s *Stage) Next() {
 	}
 }
 
+// NextN counts a run of k items that the stage is about to deliver in
+// one call (see stage.BatchSubscriber), as k calls of Next would. The
+// caller must call Returned after the call returns.
+func (s *Stage) NextN(k int64) {
+	s.n += k
+	if s.n >= s.publishAt.Load() {
+		s.publish()
+	}
+}
+
 // Returned marks the end of the OnNext call that Next announced. After
 // the item that used the last outstanding demand it records the time, so
 // the stall detector knows exactly when demand ran out; that costs a

@@ -1,6 +1,8 @@
 package probe
 
 import (
+	"sync/atomic"
+
 	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/internal/stage"
 )
@@ -18,9 +20,10 @@ func Observe[T any](st *Stage, s flow.Subscriber[T]) flow.Subscriber[T] {
 }
 
 type observer[T any] struct {
-	down flow.Subscriber[T]
-	st   *Stage
-	up   flow.Subscription
+	down      flow.Subscriber[T]
+	st        *Stage
+	up        flow.Subscription
+	cancelled atomic.Bool // downstream cancelled: a run goes no further
 }
 
 func (o *observer[T]) OnSubscribe(s flow.Subscription) {
@@ -32,6 +35,24 @@ func (o *observer[T]) OnNext(v T) {
 	o.st.Next()
 	o.down.OnNext(v)
 	o.st.Returned()
+}
+
+// OnNextBatch passes a run on whole when the subscriber takes runs, and
+// item by item otherwise (see stage.BatchSubscriber), counting it either
+// way.
+func (o *observer[T]) OnNextBatch(items []T) {
+	if b := stage.Batcher(o.down); b != nil {
+		o.st.NextN(int64(len(items)))
+		b.OnNextBatch(items)
+		o.st.Returned()
+		return
+	}
+	for _, v := range items {
+		if o.cancelled.Load() {
+			return // as the source would have stopped item by item
+		}
+		o.OnNext(v)
+	}
 }
 
 func (o *observer[T]) OnError(err error) {
@@ -54,6 +75,7 @@ func (o *observer[T]) Request(n int64) {
 }
 
 func (o *observer[T]) Cancel() {
+	o.cancelled.Store(true)
 	o.st.End(Cancelled)
 	o.up.Cancel()
 }

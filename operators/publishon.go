@@ -564,10 +564,11 @@ func handRun[T any](pr *probe.Stage, b stage.BatchSubscriber[T], items []T) {
 	pr.Returned()
 }
 
-// emitBatches is emit's loop for a downstream that takes batches: it hands downstream runs of the queue in place, up
-// to the demand r and to the next replenishing request, with the same
-// checks as emit makes per item made once per run. The caller set inNext
-// and recovers a panic.
+// emitBatches is emit's loop for a downstream that takes batches: it
+// hands downstream runs of the queue in place, up to the demand r and to
+// the next replenishing request, with the checks emit makes per item
+// made once per run, and counts each run for the monitor. The caller set
+// inNext and recovers a panic.
 func (x *publishOn[T]) emitBatches(bd stage.BatchSubscriber[T], r int64) (again bool) {
 	var e int64
 	for e != r {

@@ -130,7 +130,6 @@ func (p *publishOnPublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	flow.RequireSubscriber(s)
 	x := &publishOn[T]{
 		down:       s,
-		bdown:      stage.Batcher(s),
 		worker:     p.sched.Worker(),
 		q:          ring.NewSPSC[T](p.prefetch),
 		prefetch:   int64(p.prefetch),
@@ -204,16 +203,15 @@ type publishOn[T any] struct {
 	_     [48]byte
 
 	// drain-owned
-	down     flow.Subscriber[T]       // nil once ended
-	bdown    stage.BatchSubscriber[T] // down, when it takes batches; nil once ended
-	started  bool                     // the initial request was made
-	finished bool                     // a terminal signal was sent, or the stream was cut short
-	ended    atomic.Bool              // finished, for reads without the loop token
-	consumed int64                    // towards the next replenishing request
-	schedErr error                    // the scheduler refused the drain task
-	inNext   bool                     // downstream's OnNext is running
-	want     int64                    // direct mode: requested by the running requestUp
-	got      int64                    // direct mode: delivered by it so far
+	down     flow.Subscriber[T] // nil once ended
+	started  bool               // the initial request was made
+	finished bool               // a terminal signal was sent, or the stream was cut short
+	ended    atomic.Bool        // finished, for reads without the loop token
+	consumed int64              // towards the next replenishing request
+	schedErr error              // the scheduler refused the drain task
+	inNext   bool               // downstream's OnNext is running
+	want     int64              // direct mode: requested by the running requestUp
+	got      int64              // direct mode: delivered by it so far
 }
 
 // The bits of publishOn.state.
@@ -490,7 +488,7 @@ func (x *publishOn[T]) emit() (again bool) {
 			}
 		}
 	}()
-	if bd := x.bdown; bd != nil {
+	if bd := stage.Batcher(x.down); bd != nil { // one type assertion per pass
 		return x.emitBatches(bd, r)
 	}
 	for e != r {
@@ -690,7 +688,7 @@ func (x *publishOn[T]) onNextDirect(item T) {
 // batches (counted as a run when monitored); anything else goes item by
 // item, which handles the ends and the overflow exactly as OnNext does.
 func (x *publishOn[T]) onNextDirectBatch(items []T) {
-	if bd := x.bdown; bd != nil && int64(len(items)) <= x.want-x.got {
+	if bd := stage.Batcher(x.down); bd != nil && int64(len(items)) <= x.want-x.got {
 		x.got += int64(len(items))
 		handRun(x.probe, bd, items)
 		return
@@ -810,7 +808,7 @@ func (x *publishOn[T]) stop(err error) {
 func (x *publishOn[T]) release() {
 	x.finished = true
 	x.ended.Store(true)
-	x.down, x.bdown = nil, nil
+	x.down = nil
 	x.dropQueued()
 }
 

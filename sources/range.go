@@ -223,7 +223,7 @@ func (p rangePublisher) Subscribe(s flow.Subscriber[int]) {
 	if st, _ := probe.Attach(s, "range", p.name, probe.Source); st != nil {
 		s = probe.Observe(st, s)
 	}
-	s.OnSubscribe(&rangeSubscription{s: s, b: stage.Batcher(s), index: p.start, end: p.end})
+	s.OnSubscribe(&rangeSubscription{s: s, index: p.start, end: p.end})
 }
 
 // rangeSubscription emits [index, end). The demand is the ownership token
@@ -237,8 +237,7 @@ type rangeSubscription struct {
 	failure   atomic.Pointer[error] // a non-positive request, signalled on stop
 
 	s     flow.Subscriber[int]
-	b     stage.BatchSubscriber[int] // s, when it takes batches
-	buf   []int                      // the run handed to b
+	buf   []int // the run handed to s when it takes runs
 	index int
 	end   int
 }
@@ -278,7 +277,7 @@ func (r *rangeSubscription) badRequest(n int64) {
 // stop ends a cancelled subscription. The caller owns the loop.
 func (r *rangeSubscription) stop() {
 	s := r.s
-	r.s, r.b = nil, nil
+	r.s = nil
 	if err := r.failure.Load(); err != nil {
 		s.OnError(*err)
 	}
@@ -320,7 +319,8 @@ func (r *rangeSubscription) emit() {
 // stage.MaxBatch when the subscriber takes batches (sluice's own stages),
 // one by one otherwise.
 func (r *rangeSubscription) runAny(s flow.Subscriber[int], i, lim int) bool {
-	if r.b == nil {
+	b := stage.Batcher(s)
+	if b == nil {
 		return r.run(s, i, lim)
 	}
 	if r.buf == nil {
@@ -335,7 +335,7 @@ func (r *rangeSubscription) runAny(s flow.Subscriber[int], i, lim int) bool {
 		for k := range run {
 			run[k] = i + k
 		}
-		r.b.OnNextBatch(run)
+		b.OnNextBatch(run)
 		i += n
 	}
 	return true
@@ -362,7 +362,7 @@ func (r *rangeSubscription) complete(s flow.Subscriber[int]) {
 		r.stop()
 		return
 	}
-	r.s, r.b = nil, nil
+	r.s = nil
 	s.OnComplete()
 }
 
@@ -419,7 +419,7 @@ func (p slicePublisher[T]) Subscribe(s flow.Subscriber[T]) {
 	if st, _ := probe.Attach(s, "slice", p.name, probe.Source); st != nil {
 		s = probe.Observe(st, s)
 	}
-	s.OnSubscribe(&sliceSubscription[T]{s: s, b: stage.Batcher(s), items: p.items})
+	s.OnSubscribe(&sliceSubscription[T]{s: s, items: p.items})
 }
 
 // sliceSubscription is rangeSubscription over the indexes of items.
@@ -429,7 +429,6 @@ type sliceSubscription[T any] struct {
 	failure   atomic.Pointer[error]
 
 	s     flow.Subscriber[T]
-	b     stage.BatchSubscriber[T] // s, when it takes batches
 	items []T
 	index int
 }
@@ -466,7 +465,7 @@ func (r *sliceSubscription[T]) badRequest(n int64) {
 
 func (r *sliceSubscription[T]) stop() {
 	s := r.s
-	r.s, r.b = nil, nil
+	r.s = nil
 	r.items = nil
 	if err := r.failure.Load(); err != nil {
 		s.OnError(*err)
@@ -506,7 +505,8 @@ func (r *sliceSubscription[T]) emit() {
 // runAny emits batch as run does: in runs of up to stage.MaxBatch, handed
 // over in place, when the subscriber takes batches, one by one otherwise.
 func (r *sliceSubscription[T]) runAny(s flow.Subscriber[T], batch []T) bool {
-	if r.b == nil {
+	b := stage.Batcher(s)
+	if b == nil {
 		return r.run(s, batch)
 	}
 	for len(batch) != 0 {
@@ -514,7 +514,7 @@ func (r *sliceSubscription[T]) runAny(s flow.Subscriber[T], batch []T) bool {
 			return false
 		}
 		n := min(len(batch), stage.MaxBatch)
-		r.b.OnNextBatch(batch[:n:n])
+		b.OnNextBatch(batch[:n:n])
 		batch = batch[n:]
 	}
 	return true
@@ -540,7 +540,7 @@ func (r *sliceSubscription[T]) complete(s flow.Subscriber[T]) {
 		r.stop()
 		return
 	}
-	r.s, r.b = nil, nil
+	r.s = nil
 	r.items = nil
 	s.OnComplete()
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/flow/flowtest"
+	"github.com/sluicego/sluice/internal/stage"
 	"github.com/sluicego/sluice/operators"
 	"github.com/sluicego/sluice/scheduler"
 	"github.com/sluicego/sluice/sinks"
@@ -249,19 +250,26 @@ func TestPublishOnClosedScheduler(t *testing.T) {
 }
 
 // greedySub is the subscription of a publisher that breaks rule 1.1: on
-// its first Request it emits 5 items, whatever was asked.
+// its first Request it emits 5 items, whatever was asked; with runs, as
+// one run when its subscriber takes runs (stage.BatchSubscriber).
 type greedySub struct {
 	s         flow.Subscriber[int]
+	runs      bool
 	sent      bool
 	cancelled atomic.Bool
 }
 
 func (g *greedySub) Request(int64) {
-	if !g.sent {
-		g.sent = true
-		for i := range 5 {
-			g.s.OnNext(i)
-		}
+	if g.sent {
+		return
+	}
+	g.sent = true
+	if b := stage.Batcher(g.s); g.runs && b != nil {
+		b.OnNextBatch([]int{0, 1, 2, 3, 4})
+		return
+	}
+	for i := range 5 {
+		g.s.OnNext(i)
 	}
 }
 

@@ -17,7 +17,6 @@ import (
 
 	"github.com/sluicego/sluice/flow"
 	"github.com/sluicego/sluice/flow/flowtest"
-	"github.com/sluicego/sluice/internal/stage"
 	"github.com/sluicego/sluice/internal/stage/stagetest"
 	"github.com/sluicego/sluice/operators"
 	"github.com/sluicego/sluice/scheduler"
@@ -347,43 +346,6 @@ func TestRunsMapErrError(t *testing.T) {
 	}
 }
 
-// runSource is a Publisher that answers each Request(n) by handing its
-// subscriber a run of n+extra items, when the subscriber takes runs:
-// a source that breaks rule 1.1 through the run path. With sync it claims
-// to emit only inside Request (stage.SyncEmitter), which it does.
-type runSource struct {
-	extra int
-	sync  bool
-}
-
-func (p runSource) Subscribe(s flow.Subscriber[int]) {
-	sub := &runSourceSub{s: s, extra: p.extra, sync: p.sync}
-	s.OnSubscribe(sub)
-}
-
-type runSourceSub struct {
-	s      flow.Subscriber[int]
-	extra  int
-	sync   bool
-	next   int
-	called bool
-}
-
-func (r *runSourceSub) EmitsInRequest() bool { return r.sync }
-func (r *runSourceSub) Request(n int64) {
-	if r.called {
-		return // one run only
-	}
-	r.called = true
-	items := make([]int, int(n)+r.extra)
-	for i := range items {
-		items[i] = r.next
-		r.next++
-	}
-	stage.Batcher(r.s).OnNextBatch(items)
-}
-func (r *runSourceSub) Cancel() {}
-
 // TestRunsOverflow checks that PublishOn counts and drops, with
 // flow.ReasonOverflow, the items of a run beyond what it requested, and
 // ends the stream with flow.ErrOverflow after the items it may deliver.
@@ -392,7 +354,15 @@ func TestRunsOverflow(t *testing.T) {
 		sync := tc.sync
 		t.Run(fmt.Sprintf("sync=%v/runs=%v", tc.sync, tc.runs), func(t *testing.T) {
 			drops := &btDrops[int]{}
-			var pub flow.Publisher[int] = operators.PublishOn(runSource{extra: 3, sync: sync}, scheduler.Immediate,
+			// greedySub emits 5 items in one run, for a request of 4.
+			greedy := flow.PublisherFunc[int](func(sub flow.Subscriber[int]) {
+				if sync {
+					sub.OnSubscribe(&greedySyncSub{greedySub{s: sub, runs: true}})
+					return
+				}
+				sub.OnSubscribe(&greedySub{s: sub, runs: true})
+			})
+			var pub flow.Publisher[int] = operators.PublishOn(greedy, scheduler.Immediate,
 				operators.Prefetch(4), operators.OnDrop(drops.Hook))
 			if tc.runs {
 				pub = stagetest.TakeRuns(pub)
@@ -409,7 +379,7 @@ func TestRunsOverflow(t *testing.T) {
 			// the overflow ends the stream at once (stOverflow stops it), so
 			// the queued items are dropped as cancelled, as item by item.
 			wantItems := []int{0, 1, 2, 3}
-			wantDrops := btDropsOf(flow.ReasonOverflow, 4, 5, 6)
+			wantDrops := btDropsOf(flow.ReasonOverflow, 4)
 			if !sync {
 				wantItems = nil
 				wantDrops = append(wantDrops, btDropsOf(flow.ReasonCancelled, 0, 1, 2, 3)...)

@@ -128,24 +128,34 @@ func TestCircuitBreakerHalfOpenLimitsProbes(t *testing.T) {
 	})
 }
 
+// A failure admitted before the breaker opened, and returned after it
+// closed again, belongs to an old window: it must not count, with a
+// count-based window or a time-based one.
 func TestCircuitBreakerIgnoresStaleResults(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		cb := operators.NewCircuitBreaker(operators.BreakerConfig{Window: 2, MinCalls: 1, CoolDown: time.Second})
-		release := make(chan struct{})
-		slow := make(chan error)
-		go func() {
-			slow <- cb.Do(context.Background(), func(context.Context) error { <-release; return errBoom })
-		}()
-		synctest.Wait()
-		_ = cb.Do(context.Background(), func(context.Context) error { return errBoom }) // opens
-		time.Sleep(time.Second)
-		_ = cb.Do(context.Background(), func(context.Context) error { return nil }) // probe: closes
-		close(release)
-		<-slow // a failure admitted while closed, before the breaker opened
-		if got := cb.State(); got != operators.BreakerClosed {
-			t.Errorf("State() = %v, want closed: a stale failure was counted", got)
-		}
-	})
+	for name, cfg := range map[string]operators.BreakerConfig{
+		"count": {Window: 2, MinCalls: 1, CoolDown: time.Second},
+		"time":  {WindowDuration: time.Minute, MinCalls: 1, CoolDown: time.Second},
+	} {
+		t.Run(name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				cb := operators.NewCircuitBreaker(cfg)
+				release := make(chan struct{})
+				slow := make(chan error)
+				go func() {
+					slow <- cb.Do(context.Background(), func(context.Context) error { <-release; return errBoom })
+				}()
+				synctest.Wait()
+				_ = cb.Do(context.Background(), func(context.Context) error { return errBoom }) // opens
+				time.Sleep(time.Second)
+				_ = cb.Do(context.Background(), func(context.Context) error { return nil }) // probe: closes
+				close(release)
+				<-slow // a failure admitted while closed, before the breaker opened
+				if got := cb.State(); got != operators.BreakerClosed {
+					t.Errorf("State() = %v, want closed: a stale failure was counted", got)
+				}
+			})
+		})
+	}
 }
 
 func TestCircuitBreakerFailureKinds(t *testing.T) {

@@ -87,16 +87,11 @@ func TestCircuitBreakerTransitions(t *testing.T) {
 			"fail", "ok", "ok", "ok", "fail", "fail", "rejected", "rejected",
 			"ok", "fail", "rejected", "ok", "ok", "fail", "fail", "fail", "fail",
 		}
-		if diff := cmp.Diff(want, got); diff != "" {
-			t.Errorf("outcomes (-want +got)\n%s", diff)
-		}
 		wantEvents := []string{
 			"closed->open@0s", "open->half-open@1s", "half-open->open@1s",
 			"open->half-open@2s", "half-open->closed@2s", "closed->open@2s",
 		}
-		if diff := cmp.Diff(wantEvents, h.events); diff != "" {
-			t.Errorf("transitions (-want +got)\n%s", diff)
-		}
+		checkBreakerRun(t, want, got, wantEvents, h.events)
 		if got, want := h.calls, len(want)-3; got != want {
 			t.Errorf("f called %d times, want %d (rejected calls do not call it)", got, want)
 		}

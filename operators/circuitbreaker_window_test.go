@@ -169,12 +169,7 @@ func TestCircuitBreakerTimeWindowEdges(t *testing.T) {
 					want = append(want, map[bool]string{ok: "ok", fail: "fail"}[f])
 				}
 			}
-			if diff := cmp.Diff(want, outcomes); diff != "" {
-				t.Errorf("outcomes (-want +got)\n%s", diff)
-			}
-			if diff := cmp.Diff(tt.events, events); diff != "" {
-				t.Errorf("transitions (-want +got)\n%s", diff)
-			}
+			checkBreakerRun(t, want, outcomes, tt.events, events)
 		})
 	}
 }
@@ -189,12 +184,7 @@ func TestCircuitBreakerTimeWindowMinCalls(t *testing.T) {
 		{time.Second, []bool{fail}}, {0, []bool{ok}},
 	})
 	want := []string{"fail", "fail", "fail", "fail", "rejected"}
-	if diff := cmp.Diff(want, outcomes); diff != "" {
-		t.Errorf("outcomes (-want +got)\n%s", diff)
-	}
-	if diff := cmp.Diff([]string{"closed->open@11s"}, events); diff != "" {
-		t.Errorf("transitions (-want +got)\n%s", diff)
-	}
+	checkBreakerRun(t, want, outcomes, []string{"closed->open@11s"}, events)
 }
 
 func TestCircuitBreakerTimeWindowTransitions(t *testing.T) {
@@ -215,16 +205,11 @@ func TestCircuitBreakerTimeWindowTransitions(t *testing.T) {
 		{5 * time.Second, []bool{fail}}, // 2 of 2: open
 	})
 	want := []string{"fail", "ok", "rejected", "rejected", "ok", "fail", "rejected", "ok", "ok", "fail", "fail"}
-	if diff := cmp.Diff(want, outcomes); diff != "" {
-		t.Errorf("outcomes (-want +got)\n%s", diff)
-	}
 	wantEvents := []string{
 		"closed->open@0s", "open->half-open@1s", "half-open->open@1s",
 		"open->half-open@2s", "half-open->closed@2s", "closed->open@7s",
 	}
-	if diff := cmp.Diff(wantEvents, events); diff != "" {
-		t.Errorf("transitions (-want +got)\n%s", diff)
-	}
+	checkBreakerRun(t, want, outcomes, wantEvents, events)
 }
 
 // breakerModel is a naive reference for a breaker with one probe and
@@ -391,16 +376,11 @@ func TestCircuitBreakerSlowCalls(t *testing.T) {
 		{0, []timedCall{{fail, time.Minute}}},                                     // a slow failure: [slow slow ok slow] is 3 of 4
 	})
 	want := []string{"ok", "fail", "ok", "fail", "ok", "rejected", "ok", "ok", "ok", "ok", "ok", "ok", "fail"}
-	if diff := cmp.Diff(want, outcomes); diff != "" {
-		t.Errorf("outcomes (-want +got)\n%s", diff)
-	}
 	wantEvents := []string{
 		"closed->open@350.000001ms", "open->half-open@1.350000001s", "half-open->open@1.550000001s",
 		"open->half-open@2.550000001s", "half-open->closed@2.650000001s", "closed->open@1m5.650000001s",
 	}
-	if diff := cmp.Diff(wantEvents, events); diff != "" {
-		t.Errorf("transitions (-want +got)\n%s", diff)
-	}
+	checkBreakerRun(t, want, outcomes, wantEvents, events)
 }
 
 func TestCircuitBreakerSlowCallsTimeWindow(t *testing.T) {
@@ -499,5 +479,17 @@ func TestCircuitBreakerTimeWindowValidConfigs(t *testing.T) {
 			}()
 			operators.NewCircuitBreaker(cfg)
 		}()
+	}
+}
+
+// checkBreakerRun compares the outcomes of a run of calls through a
+// breaker, and its state transitions, with what the test wants.
+func checkBreakerRun(t *testing.T, wantOutcomes, outcomes, wantEvents, events []string) {
+	t.Helper()
+	if diff := cmp.Diff(wantOutcomes, outcomes); diff != "" {
+		t.Errorf("outcomes (-want +got)\n%s", diff)
+	}
+	if diff := cmp.Diff(wantEvents, events); diff != "" {
+		t.Errorf("transitions (-want +got)\n%s", diff)
 	}
 }

@@ -110,15 +110,14 @@ func (r *report) print(w io.Writer) {
 // progress shows the job's progress: a bar redrawn in place on a
 // terminal, or a line per period otherwise.
 type progress struct {
-	w        io.Writer
-	tty      bool
-	total    int
-	read     *atomic.Int64
-	rej      *rejects
-	start    time.Time
-	done     chan struct{}
-	wg       sync.WaitGroup
-	lastLine int
+	w     io.Writer
+	tty   bool
+	total int
+	read  *atomic.Int64
+	rej   *rejects
+	start time.Time
+	done  chan struct{}
+	wg    sync.WaitGroup
 }
 
 func startProgress(w io.Writer, cfg config, total int, read *atomic.Int64, rej *rejects) *progress {
